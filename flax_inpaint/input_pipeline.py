@@ -1,0 +1,322 @@
+"""tf.data input: the album_covers TFDS builder, the folder and samples sources.
+
+The only module that imports TensorFlow. Hosts yield uint8 [local_batch, H, W, 3]
+numpy batches (converted to float on the device); masks are drawn on the device.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import threading
+import time
+import zipfile
+from typing import List, Optional, Tuple
+
+from absl import logging
+import jax
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from flax_inpaint import images as images_lib
+
+# Never let TensorFlow take the GPU: it only feeds data.
+tf.config.set_visible_devices([], 'GPU')
+
+NUM_LOGGED_SKIPS = 5
+
+
+class SkipCounter:
+  """Thread-safe count of skipped files; logs the first few names."""
+
+  def __init__(self, what: str):
+    self.what = what
+    self.names: List[str] = []
+    self._lock = threading.Lock()
+
+  def add(self, name: str, reason: str):
+    with self._lock:
+      self.names.append(name)
+      if len(self.names) <= NUM_LOGGED_SKIPS:
+        logging.warning('Skipping %s (%s)', name, reason)
+
+  @property
+  def count(self) -> int:
+    return len(self.names)
+
+
+# ----------------------------------------------------------------------------------
+# The album_covers TFDS builder.
+
+
+def _iter_archive(manual_dir: pathlib.Path):
+  """(name, bytes-reader) of every file in a Kaggle zip, or a folder, in sorted order."""
+  zips = sorted(manual_dir.glob('*.zip')) if manual_dir.is_dir() else [manual_dir]
+  if manual_dir.is_file() or zips:
+    for archive in zips:
+      with zipfile.ZipFile(archive) as zf:
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+          if not info.is_dir() and not pathlib.PurePosixPath(info.filename).name.startswith('.'):
+            yield info.filename, (lambda zf=zf, info=info: zf.read(info))
+  else:
+    for path in images_lib.list_image_files(manual_dir):
+      yield path.relative_to(manual_dir).as_posix(), path.read_bytes
+
+
+class AlbumCovers(tfds.core.GeneratorBasedBuilder):
+  """Kaggle "album covers images" (manual download), resized once to 256x256."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      'Download the Kaggle "album covers images" set (a login is needed) from '
+      'https://www.kaggle.com/datasets/greg115/album-covers-images and pass the zip, or '
+      'the folder it extracts to, as --config.data.manual_dir.')
+
+  def __init__(self, *, image_size: int = 256, fit: str = 'crop', min_size: int = 32,
+               **kwargs):
+    self.image_size, self.fit, self.min_size = image_size, fit, min_size
+    self.skipped = SkipCounter('album_covers')
+    super().__init__(**kwargs)
+
+  def _info(self):
+    size = self.image_size
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(shape=(size, size, 3), encoding_format='jpeg'),
+            'file_name': tfds.features.Text(),
+        }),
+        supervised_keys=None,
+        homepage='https://www.kaggle.com/datasets/greg115/album-covers-images')
+
+  def _split_generators(self, dl_manager):
+    manual_dir = pathlib.Path(dl_manager.manual_dir)
+    if manual_dir.suffix != '.zip' and not manual_dir.exists():
+      raise FileNotFoundError(f'{manual_dir}: no such file or folder. '
+                              + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    return {split: self._generate_examples(manual_dir, split)
+            for split in ('train', 'validation', 'test')}
+
+  def _generate_examples(self, manual_dir, split):
+    for name, read in _iter_archive(manual_dir):
+      if images_lib.split_of(pathlib.PurePosixPath(name).name) != split:
+        continue
+      try:
+        image = images_lib.decode(read(), name=name, size=self.image_size, fit=self.fit,
+                                  min_size=self.min_size)
+      except images_lib.BadImageError as e:
+        self.skipped.add(name, str(e))
+        continue
+      yield name, {'image': image, 'file_name': name}
+
+
+def prepare(config) -> dict:
+  """Builds album_covers from data.manual_dir into data.data_dir; returns counts."""
+  if not config.data.manual_dir or not config.data.data_dir:
+    raise ValueError('--mode=prepare needs --config.data.manual_dir=KAGGLE_ZIP_OR_FOLDER '
+                     'and --config.data.data_dir=OUTPUT')
+  builder = _builder(config)
+  manual_dir = pathlib.Path(config.data.manual_dir).expanduser()
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  counts = {name: info.num_examples for name, info in builder.info.splits.items()}
+  summary = {'splits': counts, 'skipped': builder.skipped.count,
+             'skipped_files': builder.skipped.names}
+  if builder.skipped.count or not (pathlib.Path(builder.data_dir) / 'skipped.json').exists():
+    (pathlib.Path(builder.data_dir) / 'skipped.json').write_text(json.dumps(summary, indent=2))
+  return json.loads((pathlib.Path(builder.data_dir) / 'skipped.json').read_text())
+
+
+def _builder(config) -> AlbumCovers:
+  return AlbumCovers(data_dir=str(pathlib.Path(config.data.data_dir).expanduser()),
+                     image_size=config.data.prepare_size, fit=config.data.fit,
+                     min_size=config.data.min_size)
+
+
+# ----------------------------------------------------------------------------------
+# Sources: datasets of uint8 images.
+
+
+def folder_files(folder, split: Optional[str]) -> List[pathlib.Path]:
+  """Files of `folder` in `split` (by the hash of the file name; None = all)."""
+  files = images_lib.list_image_files(folder)
+  return [f for f in files if split is None or images_lib.split_of(f.name) == split]
+
+
+def _decode_dataset(files, config, skipped: SkipCounter) -> tf.data.Dataset:
+  size, fit, min_size = config.data.image_size, config.data.fit, config.data.min_size
+
+  def decode(path):
+    name = path.decode()
+    try:
+      return images_lib.load(name, size=size, fit=fit, min_size=min_size), True
+    except (images_lib.BadImageError, OSError) as e:
+      skipped.add(name, str(e))
+      return np.zeros((size, size, 3), np.uint8), False
+
+  def decode_tf(path):
+    image, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
+    image.set_shape((size, size, 3))
+    ok.set_shape(())
+    return image, ok
+
+  ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
+  return ds, decode_tf
+
+
+def _tfds_split(config, split: str, process_index: int, process_count: int):
+  builder = _builder(config)
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+        f'album_covers is not prepared in {config.data.data_dir}: run `python main.py '
+        '--mode=prepare --config=... --config.data.manual_dir=KAGGLE_DOWNLOAD '
+        '--config.data.data_dir=DIR` first')
+  if process_count > 1:
+    split = tfds.split_for_jax_process(split, process_index=process_index,
+                                       process_count=process_count)
+  return builder, split
+
+
+def _resize_if_needed(image, size):
+  if image.shape[0] == size:
+    return image
+  return tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+      image, (size, size), antialias=True)), 0, 255), tf.uint8)
+
+
+def train_dataset(config, *, process_index=None, process_count=None,
+                  skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
+  """Shuffled, flipped, repeated, batched (local batch) uint8 images of this process."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  local_batch = config.train.batch_size // process_count
+  size = config.data.image_size
+  source = config.data.source
+  skipped = skipped or SkipCounter(source)
+  shuffle = source != 'samples'
+  if source == 'samples':
+    ds = tf.data.Dataset.from_tensor_slices(images_lib.sample_photos(size))
+    ds = ds.shard(process_count, process_index)
+  elif source == 'folder':
+    files = folder_files(config.data.dir, config.data.train_split.split('[')[0])
+    if config.data.max_images:
+      files = files[:config.data.max_images]
+    if not files:
+      raise FileNotFoundError(f'config.data.dir={config.data.dir}: no training images')
+    ds, decode = _decode_dataset(files, config, skipped)
+    ds = ds.shard(process_count, process_index)
+    ds = ds.shuffle(len(files), seed=config.train.seed, reshuffle_each_iteration=True)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.filter(lambda image, ok: ok).map(lambda image, ok: image)
+    shuffle = False  # The file list is shuffled above, before decoding.
+  else:
+    builder, split = _tfds_split(config, config.data.train_split, process_index,
+                                 process_count)
+    ds = builder.as_dataset(split=split, shuffle_files=True,
+                            read_config=tfds.ReadConfig(shuffle_seed=config.train.seed))
+    ds = ds.map(lambda ex: _resize_if_needed(ex['image'], size),
+                num_parallel_calls=tf.data.AUTOTUNE)
+  if config.data.cache:
+    ds = ds.cache()
+  ds = ds.repeat()
+  if shuffle:
+    ds = ds.shuffle(config.data.shuffle_buffer, seed=config.train.seed)
+  if config.data.random_flip:
+    ds = ds.map(tf.image.random_flip_left_right, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(local_batch, drop_remainder=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def train_batches(config):
+  """Numpy uint8 batches of this process, forever."""
+  return train_dataset(config).as_numpy_iterator()
+
+
+def eval_dataset(config, split: Optional[str] = None) -> Tuple[tf.data.Dataset, SkipCounter]:
+  """Deterministic, unshuffled (image, name) pairs of the eval split or eval folder."""
+  size = config.data.image_size
+  skipped = SkipCounter('eval')
+  split = split or config.data.eval_split
+  if config.data.source == 'samples':
+    photos = images_lib.sample_photos(size)
+    ds = tf.data.Dataset.from_tensor_slices((photos, [f'sample_{i}' for i in range(len(photos))]))
+  elif config.data.source == 'folder':
+    files = folder_files(config.data.dir, split)
+    ds, decode = _decode_dataset(files, config, skipped)
+    ds = ds.map(lambda path: (*decode(path), path), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    ds = ds.filter(lambda image, ok, path: ok).map(lambda image, ok, path: (image, path))
+  else:
+    builder, split = _tfds_split(config, split, 0, 1)
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = ds.map(lambda ex: (_resize_if_needed(ex['image'], size), ex['file_name']))
+  return ds, skipped
+
+
+def eval_images(config, num_images: int, split: Optional[str] = None):
+  """The first `num_images` eval images: (uint8 [n, s, s, 3], names).
+
+  A folder whose eval split is empty (a small folder) falls back to its first images.
+  """
+  ds, _ = eval_dataset(config, split)
+  pairs = list(ds.take(num_images).as_numpy_iterator())
+  if not pairs and config.data.source == 'folder':
+    ds, _ = eval_dataset(config, config.data.train_split.split('[')[0])
+    pairs = list(ds.take(num_images).as_numpy_iterator())
+  if not pairs:
+    raise FileNotFoundError(f'No eval images in split {split or config.data.eval_split!r} '
+                            f'of data.source={config.data.source!r}')
+  names = [n.decode() if isinstance(n, bytes) else str(n) for _, n in pairs]
+  return np.stack([image for image, _ in pairs]), names
+
+
+# ----------------------------------------------------------------------------------
+# Throughput benchmark of the pipeline alone.
+
+
+def benchmark(dataset: tf.data.Dataset, num_batches: int, batch_size: int) -> dict:
+  iterator = dataset.as_numpy_iterator()
+  next(iterator)  # Warm-up: builds the pipeline, fills the prefetch buffer once.
+  start = time.perf_counter()
+  for _ in range(num_batches):
+    next(iterator)
+  elapsed = time.perf_counter() - start
+  return {'images_per_s': num_batches * batch_size / elapsed, 'seconds': elapsed}
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(prog='python -m flax_inpaint.input_pipeline')
+  parser.add_argument('--benchmark', choices=('folder', 'album_covers'), required=True)
+  parser.add_argument('--dir', help='folder of images (folder benchmark)')
+  parser.add_argument('--data_dir', help='prepared TFDS dir (album_covers benchmark)')
+  parser.add_argument('--image_size', type=int, default=256)
+  parser.add_argument('--batch', type=int, default=64)
+  parser.add_argument('--batches', type=int, default=50)
+  parser.add_argument('--threads', type=int, default=0, help='0 = all cores')
+  args = parser.parse_args(argv)
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.data.source = args.benchmark
+  config.data.dir = args.dir
+  config.data.data_dir = args.data_dir
+  config.data.image_size = args.image_size
+  config.data.train_split = 'train' if args.benchmark == 'album_covers' else 'all'
+  config.train.batch_size = args.batch
+  if args.benchmark == 'folder':
+    config.data.train_split = 'train'
+  options = tf.data.Options()
+  if args.threads:
+    options.threading.private_threadpool_size = args.threads
+  cores = args.threads or len(__import__('os').sched_getaffinity(0))
+  ds = train_dataset(config, process_index=0, process_count=1).with_options(options)
+  result = benchmark(ds, args.batches, args.batch)
+  result.update(source=args.benchmark, cores=cores, batch=args.batch,
+                image_size=args.image_size,
+                images_per_s_per_core=result['images_per_s'] / cores)
+  print(json.dumps(result))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,67 @@
+"""Image-quality metrics in numpy: PSNR, SSIM, mean absolute error, inside holes or
+over the whole image. Images are float in [0, 1], [H, W, 3]; masks [H, W, 1], 1 = hole.
+"""
+
+import numpy as np
+from scipy import ndimage
+
+
+def mse(a, b, mask=None) -> float:
+  err = np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+  if mask is None:
+    return float(err.mean())
+  weights = np.broadcast_to(np.asarray(mask, np.float64), err.shape)
+  return float((err * weights).sum() / max(weights.sum(), 1.0))
+
+
+def mae(a, b, mask=None) -> float:
+  err = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+  if mask is None:
+    return float(err.mean())
+  weights = np.broadcast_to(np.asarray(mask, np.float64), err.shape)
+  return float((err * weights).sum() / max(weights.sum(), 1.0))
+
+
+def psnr(a, b, mask=None, data_range=1.0) -> float:
+  """10 log10(range^2 / MSE) over the image or the masked pixels; inf if equal."""
+  error = mse(a, b, mask)
+  return float('inf') if error == 0 else float(10.0 * np.log10(data_range ** 2 / error))
+
+
+def ssim(a, b, data_range=1.0) -> float:
+  """Mean SSIM (Wang et al. 2004), 7x7 uniform window, per channel then averaged.
+
+  The same definition as scikit-image's `structural_similarity` defaults
+  (sample-covariance, K1=0.01, K2=0.03, borders cropped).
+  """
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  if a.ndim == 2:
+    a, b = a[..., None], b[..., None]
+  win = 7
+  num_pixels = win * win
+  cov_norm = num_pixels / (num_pixels - 1)
+  c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+  values = []
+  for channel in range(a.shape[-1]):
+    x, y = a[..., channel], b[..., channel]
+    mean = lambda z: ndimage.uniform_filter(z, size=win, mode='reflect')
+    ux, uy = mean(x), mean(y)
+    vx = cov_norm * (mean(x * x) - ux * ux)
+    vy = cov_norm * (mean(y * y) - uy * uy)
+    vxy = cov_norm * (mean(x * y) - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+    pad = (win - 1) // 2
+    values.append(s[pad:-pad, pad:-pad].mean())
+  return float(np.mean(values))
+
+
+def image_metrics(repaired, original, hole_mask) -> dict:
+  """Every metric of one repaired image against its original."""
+  return {
+      'hole_psnr': psnr(repaired, original, hole_mask),
+      'image_psnr': psnr(repaired, original),
+      'ssim': ssim(repaired, original),
+      'hole_mae': mae(repaired, original, hole_mask),
+      'image_mae': mae(repaired, original),
+  }

@@ -1,0 +1,108 @@
+"""The inpainting U-Net (linen, NHWC).
+
+Input: the masked image (holes black) concatenated with the hole mask (1 = hole).
+Output: an RGB prediction in [0, 1]; `composite` pastes it into the holes only.
+"""
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# Encoder widths per size; the bottleneck has twice the last width.
+WIDTHS = {
+    'tiny': (4, 8),  # For testing only.
+    'small': (32, 64, 128, 256),
+    'medium': (64, 128, 256, 512),
+    'large': (32, 64, 128, 256, 512),
+}
+DILATIONS = (2, 4, 8, 16)
+BOTTLENECKS = ('plain', 'dilated')
+NORMS = ('none', 'batch')
+UPSAMPLES = ('resize', 'transpose')
+
+
+class ConvNormRelu(nn.Module):
+  """3x3 conv, optional batch norm, ReLU."""
+  features: int
+  norm: str = 'none'
+  dilation: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    x = nn.Conv(self.features, (3, 3), kernel_dilation=self.dilation,
+                use_bias=self.norm == 'none', dtype=self.dtype)(x)
+    if self.norm == 'batch':
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+    return nn.relu(x)
+
+
+class UNet(nn.Module):
+  """U-Net with two 3x3 convs per level and a plain or dilated bottleneck.
+
+  Attributes:
+    widths: encoder widths, one per level (each level halves the resolution).
+    bottleneck: 'plain' (two 3x3 convs) or 'dilated' (4 convs, dilation 2..16).
+    norm: 'none' or 'batch'.
+    upsample: 'resize' (nearest + 3x3 conv) or 'transpose' (2x2 stride-2 conv).
+    dtype: compute dtype; params stay float32.
+  """
+  widths: Sequence[int] = WIDTHS['small']
+  bottleneck: str = 'dilated'
+  norm: str = 'none'
+  upsample: str = 'resize'
+  dtype: Any = jnp.float32
+
+  def _block(self, x, features, *, train):
+    for _ in range(2):
+      x = ConvNormRelu(features, self.norm, dtype=self.dtype)(x, train=train)
+    return x
+
+  @nn.compact
+  def __call__(self, masked_image, hole_mask, *, train: bool = False):
+    x = jnp.concatenate([masked_image, hole_mask], axis=-1).astype(self.dtype)
+    skips = []
+    for width in self.widths:
+      x = self._block(x, width, train=train)
+      skips.append(x)
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    bottleneck_width = 2 * self.widths[-1]
+    if self.bottleneck == 'dilated':
+      for rate in DILATIONS:
+        x = ConvNormRelu(bottleneck_width, self.norm, rate, self.dtype)(x, train=train)
+    else:
+      x = self._block(x, bottleneck_width, train=train)
+    for width, skip in zip(reversed(self.widths), reversed(skips)):
+      if self.upsample == 'resize':
+        batch, height, width_px, channels = x.shape
+        x = jax.image.resize(x, (batch, 2 * height, 2 * width_px, channels), 'nearest')
+        x = nn.Conv(width, (3, 3), dtype=self.dtype)(x)
+      else:
+        x = nn.ConvTranspose(width, (2, 2), strides=(2, 2), dtype=self.dtype)(x)
+      x = self._block(jnp.concatenate([x, skip], axis=-1), width, train=train)
+    x = nn.Conv(3, (1, 1), dtype=self.dtype)(x)
+    return nn.sigmoid(x.astype(jnp.float32))
+
+
+def composite(prediction, image, hole_mask):
+  """The repaired image: the prediction inside the holes, the input elsewhere."""
+  return hole_mask * prediction + (1.0 - hole_mask) * image
+
+
+def mask_image(image, hole_mask):
+  """Blacks out the holes, as the seed fed its network."""
+  return image * (1.0 - hole_mask)
+
+
+def create_model(model_config) -> UNet:
+  """Builds the U-Net named by a `config.model` section."""
+  return UNet(widths=WIDTHS[model_config.size], bottleneck=model_config.bottleneck,
+              norm=model_config.norm, upsample=model_config.upsample,
+              dtype=jnp.dtype(model_config.dtype))
+
+
+def size_multiple(model_config) -> int:
+  """Image sides must divide by this (one halving per level)."""
+  return 2 ** len(WIDTHS[model_config.size])
