@@ -10,6 +10,7 @@ checkpoints) and reports it beside the bare step.
 """
 
 import json
+import os
 import pathlib
 import statistics
 import sys
@@ -58,6 +59,15 @@ def conv_flops(jaxpr) -> float:
   return total
 
 
+def _seconds_since_process_start() -> float:
+  """Wall time since this process started (imports and device start-up included)."""
+  with open('/proc/self/stat') as f:
+    start_ticks = int(f.read().rsplit(')', 1)[1].split()[19])
+  with open('/proc/uptime') as f:
+    uptime = float(f.read().split()[0])
+  return uptime - start_ticks / os.sysconf('SC_CLK_TCK')
+
+
 def peak_memory_bytes():
   stats = jax.local_devices()[0].memory_stats() or {}
   return stats.get('peak_bytes_in_use')
@@ -94,6 +104,9 @@ def time_step(config, num_steps, warmup):
   compile_s = time.perf_counter() - start
   for i in range(warmup):
     state, metrics = compiled(state, batches[i % len(batches)], vgg_params, key)
+    if i == 0:
+      jax.block_until_ready(state)
+      to_first_step = _seconds_since_process_start()
   jax.block_until_ready(state)
   per_step = []
   for i in range(num_steps):
@@ -119,7 +132,8 @@ def time_step(config, num_steps, warmup):
       'model': f'{config.model.size}/{config.model.bottleneck}/{config.model.norm}',
       'images_per_s': round(images_per_s, 2),
       'median_ms_per_step': round(1e3 * statistics.median(per_step), 3),
-      'compile_s': round(compile_s, 2), 'peak_memory_bytes': peak_memory_bytes(),
+      'compile_s': round(compile_s, 2),
+      'seconds_to_first_step': round(to_first_step, 2) if warmup else None, 'peak_memory_bytes': peak_memory_bytes(),
       'gflop_per_image': round(flops / batch / 1e9, 2),
       'achieved_tflop_per_s': round(flops * num_steps / elapsed / 1e12, 2),
       'final_loss': round(loss, 5), 'jax': jax.__version__,

@@ -8,7 +8,7 @@ export PYTHONPATH=$PWD
 LOG=$OUT/log.txt
 PY=python3
 $PY -c "import ml_collections" 2>/dev/null || $PY -m pip install -q --no-deps --no-index .gpu_wheels/*.whl >>"$LOG" 2>&1
-DATA=$(ls -d shared/data/album-covers-dev ../shared/data/album-covers-dev 2>/dev/null | head -1)
+DATA=$(ls -d .album_dev shared/data/album-covers-dev ../shared/data/album-covers-dev 2>/dev/null | head -1)
 CACHE=/tmp/jax_cache_session; rm -rf "$CACHE"
 if [ "${SMOKE:-0}" = 1 ]; then
   CFG=configs/test.py; STEPS=14; WARM=1; TRAIN_STEPS=4; EXTRA="--config.eval.num_images=8"; T=300
@@ -25,7 +25,7 @@ bench() {  # name, args...
   local rc=$?
   local end=$(date +%s.%N)
   local json=$(tail -1 "$OUT/.b")
-  echo "{\"name\": \"$name\", \"rc\": $rc, \"process_wall_s\": $(echo "$end - $start" | bc), \"result\": ${json:-null}}" >> "$OUT/bench.jsonl"
+  echo "{\"name\": \"$name\", \"rc\": $rc, \"process_wall_s\": $($PY -c "print(round($end - $start, 2))"), \"result\": ${json:-null}}" >> "$OUT/bench.jsonl"
   echo "[$(date +%T)] $name rc=$rc $json" | tee -a "$LOG"
 }
 bench bf16_cold --config.model.dtype=bfloat16
