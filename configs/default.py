@@ -118,6 +118,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.distributed.num_processes = config_dict.placeholder(int)
   config.distributed.process_id = config_dict.placeholder(int)
 
+  config.sweep = ml_collections.ConfigDict()
+  # --mode=lr_sweep: one short run per learning rate.
+  config.sweep.lrs = (1e-4, 3e-4, 1e-3)
+
   # Persistent XLA compilation cache ('' = off): a second run skips compilation.
   config.compilation_cache_dir = '~/.cache/flax_inpaint/jax_cache'
   return config

@@ -185,42 +185,60 @@ def _resize_if_needed(image, size):
       image, (size, size), antialias=True)), 0, 255), tf.uint8)
 
 
+def source_dataset(config, split: str, *, process_index: int, process_count: int,
+                   skipped: Optional[SkipCounter] = None,
+                   shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
+  """This process's shard of `split` as (uint8 image, name) pairs.
+
+  Shards are disjoint across processes and together cover the split. Folder files are
+  sharded before decoding, TFDS splits by `tfds.split_for_jax_process`. Unshuffled
+  unless `shuffle_seed` is given (then files are reshuffled every epoch, before
+  decoding, so a shuffle buffer of decoded images can stay small).
+  """
+  size, source = config.data.image_size, config.data.source
+  skipped = skipped or SkipCounter(source)
+  if source == 'samples':
+    photos = images_lib.sample_photos(size)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (photos, [f'sample_{i}' for i in range(len(photos))]))
+    return ds.shard(process_count, process_index)
+  if source == 'folder':
+    files = folder_files(config.data.dir, split.split('[')[0])
+    if config.data.max_images:
+      files = files[:config.data.max_images]
+    if not files:
+      raise FileNotFoundError(f'config.data.dir={config.data.dir}: no images in split '
+                              f'{split!r}')
+    ds, decode = _decode_dataset(files, config, skipped)
+    ds = ds.shard(process_count, process_index)
+    if shuffle_seed is not None:
+      ds = ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda path: (*decode(path), path), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=shuffle_seed is None)
+    return ds.filter(lambda image, ok, path: ok).map(lambda image, ok, path: (image, path))
+  builder, split = _tfds_split(config, split, process_index, process_count)
+  ds = builder.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
+                          read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed))
+  return ds.map(lambda ex: (_resize_if_needed(ex['image'], size), ex['file_name']),
+                num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def train_dataset(config, *, process_index=None, process_count=None,
                   skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
   """Shuffled, flipped, repeated, batched (local batch) uint8 images of this process."""
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   local_batch = config.train.batch_size // process_count
-  size = config.data.image_size
   source = config.data.source
   skipped = skipped or SkipCounter(source)
-  shuffle = source != 'samples'
-  if source == 'samples':
-    ds = tf.data.Dataset.from_tensor_slices(images_lib.sample_photos(size))
-    ds = ds.shard(process_count, process_index)
-  elif source == 'folder':
-    files = folder_files(config.data.dir, config.data.train_split.split('[')[0])
-    if config.data.max_images:
-      files = files[:config.data.max_images]
-    if not files:
-      raise FileNotFoundError(f'config.data.dir={config.data.dir}: no training images')
-    ds, decode = _decode_dataset(files, config, skipped)
-    ds = ds.shard(process_count, process_index)
-    ds = ds.shuffle(len(files), seed=config.train.seed, reshuffle_each_iteration=True)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.filter(lambda image, ok: ok).map(lambda image, ok: image)
-    shuffle = False  # The file list is shuffled above, before decoding.
-  else:
-    builder, split = _tfds_split(config, config.data.train_split, process_index,
-                                 process_count)
-    ds = builder.as_dataset(split=split, shuffle_files=True,
-                            read_config=tfds.ReadConfig(shuffle_seed=config.train.seed))
-    ds = ds.map(lambda ex: _resize_if_needed(ex['image'], size),
-                num_parallel_calls=tf.data.AUTOTUNE)
+  ds = source_dataset(config, config.data.train_split, process_index=process_index,
+                      process_count=process_count, skipped=skipped,
+                      shuffle_seed=None if source == 'samples' else config.train.seed)
+  ds = ds.map(lambda image, name: image)
   if config.data.cache:
     ds = ds.cache()
   ds = ds.repeat()
-  if shuffle:
+  if source != 'samples':  # The samples are the overfit batch: same order every step.
     ds = ds.shuffle(config.data.shuffle_buffer, seed=config.train.seed)
   if config.data.random_flip:
     ds = ds.map(tf.image.random_flip_left_right, num_parallel_calls=tf.data.AUTOTUNE)
@@ -233,25 +251,10 @@ def train_batches(config):
   return train_dataset(config).as_numpy_iterator()
 
 
-def eval_dataset(config, split: Optional[str] = None) -> Tuple[tf.data.Dataset, SkipCounter]:
-  """Deterministic, unshuffled (image, name) pairs of the eval split or eval folder."""
-  size = config.data.image_size
-  skipped = SkipCounter('eval')
-  split = split or config.data.eval_split
-  if config.data.source == 'samples':
-    photos = images_lib.sample_photos(size)
-    ds = tf.data.Dataset.from_tensor_slices((photos, [f'sample_{i}' for i in range(len(photos))]))
-  elif config.data.source == 'folder':
-    files = folder_files(config.data.dir, split)
-    ds, decode = _decode_dataset(files, config, skipped)
-    ds = ds.map(lambda path: (*decode(path), path), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
-    ds = ds.filter(lambda image, ok, path: ok).map(lambda image, ok, path: (image, path))
-  else:
-    builder, split = _tfds_split(config, split, 0, 1)
-    ds = builder.as_dataset(split=split, shuffle_files=False)
-    ds = ds.map(lambda ex: (_resize_if_needed(ex['image'], size), ex['file_name']))
-  return ds, skipped
+def eval_dataset(config, split: Optional[str] = None) -> tf.data.Dataset:
+  """Deterministic, unshuffled (image, name) pairs of the whole eval split."""
+  return source_dataset(config, split or config.data.eval_split, process_index=0,
+                        process_count=1)
 
 
 def eval_images(config, num_images: int, split: Optional[str] = None):
@@ -259,11 +262,15 @@ def eval_images(config, num_images: int, split: Optional[str] = None):
 
   A folder whose eval split is empty (a small folder) falls back to its first images.
   """
-  ds, _ = eval_dataset(config, split)
-  pairs = list(ds.take(num_images).as_numpy_iterator())
+  try:
+    pairs = list(eval_dataset(config, split).take(num_images).as_numpy_iterator())
+  except FileNotFoundError:
+    if config.data.source != 'folder':
+      raise
+    pairs = []
   if not pairs and config.data.source == 'folder':
-    ds, _ = eval_dataset(config, config.data.train_split.split('[')[0])
-    pairs = list(ds.take(num_images).as_numpy_iterator())
+    pairs = list(eval_dataset(config, config.data.train_split).take(num_images)
+                 .as_numpy_iterator())
   if not pairs:
     raise FileNotFoundError(f'No eval images in split {split or config.data.eval_split!r} '
                             f'of data.source={config.data.source!r}')
@@ -301,10 +308,8 @@ def main(argv=None):
   config.data.dir = args.dir
   config.data.data_dir = args.data_dir
   config.data.image_size = args.image_size
-  config.data.train_split = 'train' if args.benchmark == 'album_covers' else 'all'
+  config.data.train_split = 'train'
   config.train.batch_size = args.batch
-  if args.benchmark == 'folder':
-    config.data.train_split = 'train'
   options = tf.data.Options()
   if args.threads:
     options.threading.private_threadpool_size = args.threads

@@ -6,11 +6,12 @@ import numpy as np
 DATA_AXIS = 'data'
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D mesh over all devices (all processes)."""
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D mesh over `devices` (default: all devices of all processes)."""
+  devices = jax.devices() if devices is None else list(devices)
   # Auto axes: XLA propagates shardings from the inputs and the constraints we place.
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh((len(devices),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
 
 
 def batch_sharding(mesh):

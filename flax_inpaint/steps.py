@@ -112,7 +112,7 @@ def make_train_step(model, tx, loss_config, mask_config, mesh):
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
         opt_state=opt_state, batch_stats=updates.get('batch_stats', state.batch_stats))
-    metrics = {**terms, 'grad_norm': optax.global_norm(grads)}
+    metrics = {**terms, 'grad_norm': optax.tree.norm(grads)}
     return new_state, metrics
 
   rep = sharding.replicated(mesh)

@@ -22,6 +22,7 @@ from flax_inpaint import config_validation
 from flax_inpaint import images as images_lib
 from flax_inpaint import losses
 from flax_inpaint import masks
+from flax_inpaint import metrics as metrics_lib
 from flax_inpaint import models
 from flax_inpaint import sharding
 from flax_inpaint import steps
@@ -85,9 +86,15 @@ def load_vgg_params(loss_config):
   return vgg.load_vgg16(path), loss_config
 
 
-def sample_batch(sample_images: np.ndarray, mask_config, seed: int):
-  """Fixed images and eval masks for the sample grids."""
-  _, height, width, _ = sample_images.shape
+def sample_batch(sample_images: np.ndarray, mask_config, seed: int, base_key=None):
+  """Fixed images and masks for the sample grids: eval masks, or in fixed-mask mode
+  (the overfit test) the very holes the model trains on."""
+  num, height, width, _ = sample_images.shape
+  if mask_config.fixed and base_key is not None:
+    hole_masks = masks.sample_hole_masks(base_key, num, height, width,
+                                         num_patches=mask_config.num_patches,
+                                         patch_size=mask_config.patch_size)
+    return sample_images, np.asarray(hole_masks)
   hole_masks = np.stack([masks.eval_hole_mask(seed, i, height, width,
                                               num_patches=mask_config.num_patches,
                                               patch_size=mask_config.patch_size)
@@ -96,15 +103,22 @@ def sample_batch(sample_images: np.ndarray, mask_config, seed: int):
 
 
 def write_samples(workdir, writer, step, repair_fn, state, sample_images, hole_masks):
-  """PNG grid (original | masked | repaired per row) and a TensorBoard image."""
+  """PNG grid (original | masked | repaired per row), a TensorBoard image, and the
+  samples' hole PSNR (samples/hole_psnr)."""
   _, repaired = repair_fn(state.params, state.batch_stats, jnp.asarray(sample_images),
                           jnp.asarray(hole_masks))
+  repaired = np.asarray(repaired)
   originals = sample_images.astype(np.float32) / 255.0
+  hole_psnr = float(np.mean([metrics_lib.psnr(r, o, h)
+                             for r, o, h in zip(repaired, originals, hole_masks)]))
+  writer.write_scalars(step, {'samples/hole_psnr': hole_psnr})
+  logging.info('Samples at step %d: hole PSNR %.2f dB', step, hole_psnr)
   rows = [[o, o * (1 - h), r] for o, h, r in zip(originals, hole_masks, np.asarray(repaired))]
   grid = images_lib.grid(rows)
   if jax.process_index() == 0:
     images_lib.save_png(grid, pathlib.Path(workdir) / 'samples' / f'step_{step:07d}.png')
   writer.write_images(step, {'samples': grid[None]})
+  return hole_psnr
 
 
 def plot_loss_curves(history_path, out_path):
@@ -166,9 +180,12 @@ def run_loop(config, workdir, *, mesh, train_batches: Iterator[np.ndarray], writ
                  checkpointing.checkpoint_dir(workdir))
   train_step = steps.make_train_step(model, tx, loss_config, config.masks, mesh)
   repair_fn = steps.make_repair_fn(model)
-  if sample_images is not None:
-    sample_images, sample_masks = sample_batch(sample_images, config.masks, config.eval.seed)
   base_key = jax.random.key(seed)
+  if sample_images is not None:
+    sample_images, sample_masks = sample_batch(sample_images, config.masks, config.eval.seed,
+                                               base_key)
+    if int(state.step) == 0:  # The first evaluation: the untrained model.
+      write_samples(workdir, writer, 0, repair_fn, state, sample_images, sample_masks)
   history = workdir / 'train_metrics.jsonl'
   step = int(state.step)
   num_steps = config.train.num_steps

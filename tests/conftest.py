@@ -1,0 +1,50 @@
+"""Test setup: 4 virtual CPU devices (sharding), repo root importable, tiny helpers."""
+
+import os
+import pathlib
+import sys
+
+# Before JAX is imported anywhere: 4 CPU devices so every test exercises sharding.
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=4').strip()
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ['JAX_PLATFORMS'] = 'cpu'
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture
+def test_config():
+  from configs import test  # pylint: disable=g-import-not-at-top
+  return test.get_config()
+
+
+def write_images(folder, count, size=40, seed=0):
+  """`count` random-ish RGB PNGs of size x size (smooth, so JPEG round trips are close)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  paths = []
+  for i in range(count):
+    base = rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)
+    image = Image.fromarray(base).resize((size, size), Image.Resampling.BILINEAR)
+    path = folder / f'image_{i:03d}.png'
+    image.save(path)
+    paths.append(path)
+  return paths
+
+
+def run_main(args, workdir=None, timeout=300, env_extra=None):
+  """Runs main.py in a subprocess; returns CompletedProcess (stdout+stderr merged)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
+  cmd = [sys.executable, str(ROOT / 'main.py')] + list(args)
+  if workdir:
+    cmd.append(f'--workdir={workdir}')
+  return subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True, timeout=timeout)

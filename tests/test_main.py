@@ -1,0 +1,114 @@
+"""main.py end to end on configs/test.py: train, resume, eval, signals, bad configs."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, run_main
+
+CONFIG = '--config=configs/test.py'
+
+
+def checkpoint_steps(workdir):
+  folder = pathlib.Path(workdir) / 'checkpoints'
+  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
+
+
+def test_train_resume_and_eval(tmp_path):
+  result = run_main([CONFIG], tmp_path)
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert checkpoint_steps(tmp_path) == [2, 4]
+  assert list(tmp_path.glob('events.out.tfevents.*'))
+  samples = sorted(p.name for p in (tmp_path / 'samples').glob('*.png'))
+  assert samples == ['step_0000000.png', 'step_0000002.png', 'step_0000004.png']
+  assert (tmp_path / 'loss_curves.png').stat().st_size > 1000
+  assert 'starting from step 0' in result.stdout
+
+  resumed = run_main([CONFIG, '--config.train.num_steps=6'], tmp_path)
+  assert resumed.returncode == 0, resumed.stdout[-3000:]
+  assert 'Resuming from the checkpoint of step 4' in resumed.stdout
+  assert checkpoint_steps(tmp_path)[-1] == 6
+  history = [json.loads(l) for l in (tmp_path / 'train_metrics.jsonl').read_text().splitlines()]
+  assert [h['step'] for h in history] == [2, 4, 6]
+
+  evaluated = run_main([CONFIG, '--mode=eval'], tmp_path)
+  assert evaluated.returncode == 0, evaluated.stdout[-3000:]
+  metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
+  assert set(metrics) >= {'ours', 'telea', 'ns', 'mean_fill', 'masked'}
+  assert metrics['_meta']['step'] == 6
+  for method in ('ours', 'telea'):
+    assert 0 < metrics[method]['hole_psnr'] < 100
+  assert (tmp_path / 'eval' / 'report.md').read_text().count('|') > 20
+  assert list((tmp_path / 'eval').glob('grid_*.png'))
+
+
+def start_training(workdir, *extra):
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  log = open(pathlib.Path(workdir).parent / f'{pathlib.Path(workdir).name}.log', 'w')
+  proc = subprocess.Popen([sys.executable, str(ROOT / 'main.py'), CONFIG,
+                           f'--workdir={workdir}', '--config.train.num_steps=100000',
+                           *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+  return proc, log
+
+
+def wait_for(predicate, proc, timeout=240):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if predicate():
+      return
+    assert proc.poll() is None, 'training exited early'
+    time.sleep(0.2)
+  proc.kill()
+  pytest.fail('timed out waiting for training')
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_a_checkpoint_before_exiting(tmp_path, signum):
+  workdir = tmp_path / 'w'
+  proc, log = start_training(workdir, '--config.train.checkpoint_every=100000',
+                             '--config.train.sample_every=100000')
+  wait_for(lambda: (workdir / 'train_metrics.jsonl').exists(), proc)
+  assert checkpoint_steps(workdir) == []
+  proc.send_signal(signum)
+  assert proc.wait(timeout=120) == 0
+  log.close()
+  output = (tmp_path / 'w.log').read_text()
+  assert f'{signal.Signals(signum).name} received' in output
+  steps = checkpoint_steps(workdir)
+  assert len(steps) == 1 and steps[0] >= 2
+
+
+def test_kill_9_leaves_the_previous_checkpoint_restorable(tmp_path):
+  workdir = tmp_path / 'w'
+  proc, log = start_training(workdir, '--config.train.checkpoint_every=2')
+  wait_for(lambda: len(checkpoint_steps(workdir)) >= 2, proc)
+  proc.kill()  # SIGKILL: no handler runs.
+  proc.wait()
+  log.close()
+  latest = checkpoint_steps(workdir)[-1]
+  resumed = run_main([CONFIG, f'--config.train.num_steps={latest + 2}',
+                      '--config.train.checkpoint_every=2'], workdir)
+  assert resumed.returncode == 0, resumed.stdout[-3000:]
+  assert f'Resuming from the checkpoint of step {latest}' in resumed.stdout
+  assert checkpoint_steps(workdir)[-1] == latest + 2
+
+
+@pytest.mark.parametrize('override,message', [
+    ('--config.train.lrr=1', 'lrr'),
+    ('--config.data.image_size=34', 'config.data.image_size=34 is not divisible'),
+    ('--config.model.size=huge', 'config.model.size'),
+    ('--config.train.batch_size=6', 'config.train.batch_size=6'),
+])
+def test_bad_config_fails_before_compiling(tmp_path, override, message):
+  start = time.time()
+  result = run_main([CONFIG, override], tmp_path)
+  assert result.returncode != 0
+  assert message in result.stdout
+  assert not (tmp_path / 'checkpoints').exists()
+  assert time.time() - start < 60
