@@ -4,18 +4,17 @@ The only module that imports TensorFlow. Hosts yield uint8 [local_batch, H, W, 3
 numpy batches (converted to float on the device); masks are drawn on the device.
 """
 
-import argparse
+import io
 import json
 import pathlib
-import sys
 import threading
-import time
 import zipfile
 from typing import List, Optional, Tuple
 
 from absl import logging
 import jax
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -25,6 +24,7 @@ from flax_inpaint import images as images_lib
 tf.config.set_visible_devices([], 'GPU')
 
 NUM_LOGGED_SKIPS = 5
+JPEG_QUALITY = 95
 
 
 class SkipCounter:
@@ -77,6 +77,7 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
   def __init__(self, *, image_size: int = 256, fit: str = 'crop', min_size: int = 32,
                **kwargs):
     self.image_size, self.fit, self.min_size = image_size, fit, min_size
+    self.source: Optional[pathlib.Path] = None  # The Kaggle zip or folder to read.
     self.skipped = SkipCounter('album_covers')
     super().__init__(**kwargs)
 
@@ -91,12 +92,16 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
         homepage='https://www.kaggle.com/datasets/greg115/album-covers-images')
 
   def _split_generators(self, dl_manager):
-    manual_dir = pathlib.Path(dl_manager.manual_dir)
+    # TFDS wants a folder as manual_dir; a zip is passed as `source` beside it.
+    manual_dir = self.source or pathlib.Path(dl_manager.manual_dir)
     if manual_dir.suffix != '.zip' and not manual_dir.exists():
       raise FileNotFoundError(f'{manual_dir}: no such file or folder. '
                               + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    # TFDS cannot write an empty split: declare only the splits that have files.
+    splits = {images_lib.split_of(pathlib.PurePosixPath(name).name)
+              for name, _ in _iter_archive(manual_dir)}
     return {split: self._generate_examples(manual_dir, split)
-            for split in ('train', 'validation', 'test')}
+            for split in ('train', 'validation', 'test') if split in splits}
 
   def _generate_examples(self, manual_dir, split):
     for name, read in _iter_archive(manual_dir):
@@ -108,7 +113,10 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
       except images_lib.BadImageError as e:
         self.skipped.add(name, str(e))
         continue
-      yield name, {'image': image, 'file_name': name}
+      # Encoded here at quality 95 (TFDS' own encoder uses a lower default quality).
+      encoded = io.BytesIO()
+      Image.fromarray(image).save(encoded, format='JPEG', quality=JPEG_QUALITY)
+      yield name, {'image': io.BytesIO(encoded.getvalue()), 'file_name': name}
 
 
 def prepare(config) -> dict:
@@ -117,9 +125,15 @@ def prepare(config) -> dict:
     raise ValueError('--mode=prepare needs --config.data.manual_dir=KAGGLE_ZIP_OR_FOLDER '
                      'and --config.data.data_dir=OUTPUT')
   builder = _builder(config)
-  manual_dir = pathlib.Path(config.data.manual_dir).expanduser()
+  source = pathlib.Path(config.data.manual_dir).expanduser()
+  if not source.exists():
+    raise FileNotFoundError(f'config.data.manual_dir={source}: no such file or folder. '
+                            + AlbumCovers.MANUAL_DOWNLOAD_INSTRUCTIONS)
+  builder.source = source
+  manual_dir = source if source.is_dir() else source.parent
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir),
+                                                   try_download_gcs=False))
   counts = {name: info.num_examples for name, info in builder.info.splits.items()}
   summary = {'splits': counts, 'skipped': builder.skipped.count,
              'skipped_files': builder.skipped.names}
@@ -218,9 +232,17 @@ def source_dataset(config, split: str, *, process_index: int, process_count: int
     return ds.filter(lambda image, ok, path: ok).map(lambda image, ok, path: (image, path))
   builder, split = _tfds_split(config, split, process_index, process_count)
   ds = builder.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
-                          read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed))
-  return ds.map(lambda ex: (_resize_if_needed(ex['image'], size), ex['file_name']),
-                num_parallel_calls=tf.data.AUTOTUNE)
+                          read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed),
+                          decoders={'image': tfds.decode.SkipDecoding()})
+  return ds.map(lambda ex: (_resize_if_needed(_decode_jpeg(ex['image']), size),
+                            ex['file_name']), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _decode_jpeg(encoded):
+  # The accurate DCT decodes exactly as PIL does (TF's default fast DCT is off by ~1).
+  image = tf.io.decode_jpeg(encoded, channels=3, dct_method='INTEGER_ACCURATE')
+  image.set_shape((None, None, 3))
+  return image
 
 
 def train_dataset(config, *, process_index=None, process_count=None,
@@ -276,52 +298,3 @@ def eval_images(config, num_images: int, split: Optional[str] = None):
                             f'of data.source={config.data.source!r}')
   names = [n.decode() if isinstance(n, bytes) else str(n) for _, n in pairs]
   return np.stack([image for image, _ in pairs]), names
-
-
-# ----------------------------------------------------------------------------------
-# Throughput benchmark of the pipeline alone.
-
-
-def benchmark(dataset: tf.data.Dataset, num_batches: int, batch_size: int) -> dict:
-  iterator = dataset.as_numpy_iterator()
-  next(iterator)  # Warm-up: builds the pipeline, fills the prefetch buffer once.
-  start = time.perf_counter()
-  for _ in range(num_batches):
-    next(iterator)
-  elapsed = time.perf_counter() - start
-  return {'images_per_s': num_batches * batch_size / elapsed, 'seconds': elapsed}
-
-
-def main(argv=None):
-  parser = argparse.ArgumentParser(prog='python -m flax_inpaint.input_pipeline')
-  parser.add_argument('--benchmark', choices=('folder', 'album_covers'), required=True)
-  parser.add_argument('--dir', help='folder of images (folder benchmark)')
-  parser.add_argument('--data_dir', help='prepared TFDS dir (album_covers benchmark)')
-  parser.add_argument('--image_size', type=int, default=256)
-  parser.add_argument('--batch', type=int, default=64)
-  parser.add_argument('--batches', type=int, default=50)
-  parser.add_argument('--threads', type=int, default=0, help='0 = all cores')
-  args = parser.parse_args(argv)
-  from configs import default  # pylint: disable=g-import-not-at-top
-  config = default.get_config()
-  config.data.source = args.benchmark
-  config.data.dir = args.dir
-  config.data.data_dir = args.data_dir
-  config.data.image_size = args.image_size
-  config.data.train_split = 'train'
-  config.train.batch_size = args.batch
-  options = tf.data.Options()
-  if args.threads:
-    options.threading.private_threadpool_size = args.threads
-  cores = args.threads or len(__import__('os').sched_getaffinity(0))
-  ds = train_dataset(config, process_index=0, process_count=1).with_options(options)
-  result = benchmark(ds, args.batches, args.batch)
-  result.update(source=args.benchmark, cores=cores, batch=args.batch,
-                image_size=args.image_size,
-                images_per_s_per_core=result['images_per_s'] / cores)
-  print(json.dumps(result))
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
