@@ -112,3 +112,15 @@ def test_bad_config_fails_before_compiling(tmp_path, override, message):
   assert message in result.stdout
   assert not (tmp_path / 'checkpoints').exists()
   assert time.time() - start < 60
+
+
+def test_lr_sweep_writes_curves_and_table(tmp_path):
+  result = run_main([CONFIG, '--mode=lr_sweep', '--config.sweep.lrs=(0.001, 0.01)',
+                     '--config.train.num_steps=2'], tmp_path)
+  assert result.returncode == 0, result.stdout[-3000:]
+  table = (tmp_path / 'lr_sweep.md').read_text()
+  assert '| 0.001 |' in table and '| 0.01 |' in table and 'Lowest final loss' in table
+  assert (tmp_path / 'lr_sweep.png').stat().st_size > 1000
+  final = json.loads((tmp_path / 'lr_sweep.json').read_text())
+  assert set(final) == {'0.001', '0.01'}
+  assert checkpoint_steps(tmp_path / 'lr_0.001') == [2]
