@@ -76,11 +76,7 @@ def decode(data: bytes, *, name='<bytes>', size=None, fit='crop', min_size=1) ->
   if min(image.size) < min_size:
     raise BadImageError(f'{name}: {image.size[0]}x{image.size[1]} is smaller than '
                         f'data.min_size={min_size}')
-  if image.mode in ('I;16', 'I;16B', 'I;16L', 'I') or size is None:
-    array = to_rgb_uint8(image)
-    image = Image.fromarray(array)
-  else:
-    image = Image.fromarray(to_rgb_uint8(image))
+  image = Image.fromarray(to_rgb_uint8(image))
   return np.asarray(fit_square(image, size, fit) if size else image, np.uint8)
 
 

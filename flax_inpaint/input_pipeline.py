@@ -173,10 +173,26 @@ def _decode_dataset(files, config, skipped: SkipCounter) -> tf.data.Dataset:
     image, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
     image.set_shape((size, size, 3))
     ok.set_shape(())
-    return image, ok
+    return image, ok, path
 
   ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
   return ds, decode_tf
+
+
+# Named functions, not lambdas: autograph cannot parse several lambdas on one line.
+def _decoded_ok(image, ok, path):
+  del image, path
+  return ok
+
+
+def _drop_ok_flag(image, ok, path):
+  del ok
+  return image, path
+
+
+def _image_only(image, name):
+  del name
+  return image
 
 
 def _tfds_split(config, split: str, process_index: int, process_count: int):
@@ -227,9 +243,9 @@ def source_dataset(config, split: str, *, process_index: int, process_count: int
     ds = ds.shard(process_count, process_index)
     if shuffle_seed is not None:
       ds = ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda path: (*decode(path), path), num_parallel_calls=tf.data.AUTOTUNE,
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=shuffle_seed is None)
-    return ds.filter(lambda image, ok, path: ok).map(lambda image, ok, path: (image, path))
+    return ds.filter(_decoded_ok).map(_drop_ok_flag)
   builder, split = _tfds_split(config, split, process_index, process_count)
   ds = builder.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
                           read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed),
@@ -256,7 +272,7 @@ def train_dataset(config, *, process_index=None, process_count=None,
   ds = source_dataset(config, config.data.train_split, process_index=process_index,
                       process_count=process_count, skipped=skipped,
                       shuffle_seed=None if source == 'samples' else config.train.seed)
-  ds = ds.map(lambda image, name: image)
+  ds = ds.map(_image_only)
   if config.data.cache:
     ds = ds.cache()
   ds = ds.repeat()

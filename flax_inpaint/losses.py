@@ -19,24 +19,22 @@ PRESETS = {
 }
 
 
-def _pixel_weights(hole_mask, hole_weight, valid_weight):
-  return hole_weight * hole_mask + valid_weight * (1.0 - hole_mask)
+def _weighted_mean(error, hole_mask, hole_weight, valid_weight):
+  if hole_mask is not None:
+    error = error * (hole_weight * hole_mask + valid_weight * (1.0 - hole_mask))
+  return jnp.mean(error)
 
 
 def l1_loss(*, prediction, target, hole_mask=None, hole_weight=1.0, valid_weight=1.0):
   """Mean of w * |prediction - target|, w = hole_weight in holes, valid_weight outside."""
   error = jnp.abs(prediction.astype(jnp.float32) - target.astype(jnp.float32))
-  if hole_mask is not None:
-    error = error * _pixel_weights(hole_mask, hole_weight, valid_weight)
-  return jnp.mean(error)
+  return _weighted_mean(error, hole_mask, hole_weight, valid_weight)
 
 
 def l2_loss(*, prediction, target, hole_mask=None, hole_weight=1.0, valid_weight=1.0):
   """Mean of w * (prediction - target)^2, weighted as `l1_loss`."""
   error = jnp.square(prediction.astype(jnp.float32) - target.astype(jnp.float32))
-  if hole_mask is not None:
-    error = error * _pixel_weights(hole_mask, hole_weight, valid_weight)
-  return jnp.mean(error)
+  return _weighted_mean(error, hole_mask, hole_weight, valid_weight)
 
 
 def total_variation(*, image):

@@ -6,20 +6,21 @@ import numpy as np
 from scipy import ndimage
 
 
-def mse(a, b, mask=None) -> float:
-  err = np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+def _masked_mean(error, mask):
   if mask is None:
-    return float(err.mean())
-  weights = np.broadcast_to(np.asarray(mask, np.float64), err.shape)
-  return float((err * weights).sum() / max(weights.sum(), 1.0))
+    return float(error.mean())
+  weights = np.broadcast_to(np.asarray(mask, np.float64), error.shape)
+  return float((error * weights).sum() / max(weights.sum(), 1.0))
+
+
+def mse(a, b, mask=None) -> float:
+  """Mean squared error over the image, or over the pixels where mask is 1."""
+  return _masked_mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64)), mask)
 
 
 def mae(a, b, mask=None) -> float:
-  err = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
-  if mask is None:
-    return float(err.mean())
-  weights = np.broadcast_to(np.asarray(mask, np.float64), err.shape)
-  return float((err * weights).sum() / max(weights.sum(), 1.0))
+  """Mean absolute error over the image, or over the pixels where mask is 1."""
+  return _masked_mean(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), mask)
 
 
 def psnr(a, b, mask=None, data_range=1.0) -> float:

@@ -39,6 +39,8 @@ def load_eval_set(config):
       logging.warning('Skipping eval file %s', e)
   if not arrays:
     raise FileNotFoundError(f'config.eval.dir={config.eval.dir}: no decodable images')
+  if skipped:
+    logging.warning('Skipped %d undecodable file(s) in %s', skipped, config.eval.dir)
   return np.stack(arrays), names
 
 

@@ -234,6 +234,17 @@ def setup_compilation_cache(cache_dir: str):
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
 
+def _flat_hparams(tree, prefix=''):
+  """{'train': {'lr': 1e-3}} -> {'train.lr': 1e-3}; non-scalars as strings."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat_hparams(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value if isinstance(value, (int, float, str, bool)) else str(value)
+  return flat
+
+
 def train_and_evaluate(config, workdir):
   """Trains the config's model in `workdir` (resuming if it has checkpoints)."""
   config_validation.validate(config)
@@ -247,9 +258,7 @@ def train_and_evaluate(config, workdir):
   sample_images = input_pipeline.eval_images(config, config.train.num_sample_images)[0]
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True)
-  writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict)}
-                       | {f'{s}.{k}': str(v) for s, d in config.to_dict().items()
-                          if isinstance(d, dict) for k, v in d.items()})
+  writer.write_hparams(_flat_hparams(config.to_dict()))
   report = periodic_actions.ReportProgress(num_train_steps=config.train.num_steps,
                                            writer=writer, every_secs=30)
   hooks = [report]

@@ -25,7 +25,7 @@ fi
 for threads in 1 2; do
   PIN=""; [ $threads = 1 ] && PIN="taskset -c 0"
   $PIN python -m flax_inpaint.input_benchmark --benchmark=folder --dir="$TMP/jpeg512" \
-      --threads=$threads --batches=40 2>/dev/null | tail -1
+      --threads=$threads --batches=200 2>/dev/null | tail -1
   $PIN python -m flax_inpaint.input_benchmark --benchmark=album_covers --data_dir="$TMP/tfds" \
-      --threads=$threads --batches=100 2>/dev/null | tail -1
+      --threads=$threads --batches=200 2>/dev/null | tail -1
 done
