@@ -8,6 +8,7 @@
   python main.py --mode=lr_sweep --config=configs/lr_sweep.py --workdir=DIR
 """
 
+import logging as py_logging
 import os
 import sys
 
@@ -32,9 +33,17 @@ flags.DEFINE_string('output', None, '--mode=inpaint: output folder.')
 flags.mark_flags_as_required(['config'])
 
 
+class _QuietLibraries(py_logging.Filter):
+  """Drops orbax's per-save INFO chatter; its warnings and errors still show."""
+
+  def filter(self, record):
+    return record.levelno >= py_logging.WARNING or 'orbax' not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   config = FLAGS.config
   from flax_inpaint import distributed  # pylint: disable=g-import-not-at-top
   distributed.maybe_initialize(config.distributed)

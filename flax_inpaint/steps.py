@@ -28,19 +28,22 @@ class TrainState:
   opt_state: Any
 
 
-def make_optimizer(train_config) -> optax.GradientTransformation:
-  """Adam with optional warmup, cosine decay and global-norm clipping."""
+def make_schedule(train_config):
+  """The learning rate per step: optional linear warmup, then constant or cosine to 0."""
   lr, warmup = train_config.lr, train_config.warmup_steps
   if train_config.schedule == 'cosine':
-    schedule = optax.warmup_cosine_decay_schedule(
+    return optax.warmup_cosine_decay_schedule(
         0.0, lr, max(warmup, 1), max(train_config.num_steps, warmup + 1))
-  elif warmup:
-    schedule = optax.join_schedules(
+  if warmup:
+    return optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])
-  else:
-    schedule = lr
+  return optax.constant_schedule(lr)
+
+
+def make_optimizer(train_config) -> optax.GradientTransformation:
+  """Adam on `make_schedule`, after optional global-norm clipping."""
   chain = [optax.clip_by_global_norm(train_config.grad_clip)] if train_config.grad_clip else []
-  return optax.chain(*chain, optax.adam(schedule))
+  return optax.chain(*chain, optax.adam(make_schedule(train_config)))
 
 
 def init_state(model, tx, image_size: int, seed: int) -> TrainState:
