@@ -11,15 +11,12 @@ checkpoints) and reports it beside the bare step.
 
 import json
 import os
-import pathlib
 import statistics
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
-from absl import logging
 import jax
 import numpy as np
 from ml_collections import config_flags
@@ -28,7 +25,6 @@ from flax_inpaint import config_validation
 from flax_inpaint import models
 from flax_inpaint import sharding
 from flax_inpaint import steps
-from flax_inpaint import vgg
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/reference.py', 'Config to time.')

@@ -7,7 +7,6 @@ PRNG keys and the frozen VGG params are never saved.
 
 import pathlib
 
-import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
@@ -43,7 +42,19 @@ def restore(manager, abstract_state, step=None):
   return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
 
 
-def abstract_like(state, shardings):
-  """ShapeDtypeStructs of `state` carrying `shardings` (a matching tree)."""
-  return jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings)
+def restore_weights(manager, abstract_params, abstract_batch_stats, step=None):
+  """Restores only params and batch_stats: evaluation and inference do not depend on the
+  optimizer (its config may differ from the run that trained the checkpoint).
+
+  Returns:
+    (params, batch_stats, step).
+  """
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f'No checkpoint in {manager.directory}: train first '
+                            '(python main.py --config=... --workdir=...)')
+  target = {'params': abstract_params, 'batch_stats': abstract_batch_stats}
+  restored = manager.restore(step, args=ocp.args.PyTreeRestore(
+      target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+      partial_restore=True))
+  return restored['params'], restored['batch_stats'], step

@@ -9,7 +9,7 @@ import json
 import pathlib
 import threading
 import zipfile
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from absl import logging
 import jax

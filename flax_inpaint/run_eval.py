@@ -3,7 +3,6 @@
 Writes WORKDIR/eval/{metrics.json, report.md, manifest.json, grid_*.png}.
 """
 
-import json
 import pathlib
 
 from absl import logging
@@ -48,13 +47,15 @@ def restore_model(config, workdir):
   """(model, params, batch_stats, step) of the latest checkpoint in workdir."""
   model = models.create_model(config.model)
   tx = steps.make_optimizer(config.train)
-  mesh = sharding.make_mesh()
-  manager = checkpointing.make_manager(workdir, read_only=True)
   abstract = steps.abstract_train_state(model, tx, config.data.image_size,
-                                        config.train.seed, mesh)
-  state = checkpointing.restore(manager, abstract)
-  manager.close()
-  return model, state.params, state.batch_stats, int(state.step)
+                                        config.train.seed, sharding.make_mesh())
+  manager = checkpointing.make_manager(workdir, read_only=True)
+  try:
+    params, batch_stats, step = checkpointing.restore_weights(
+        manager, abstract.params, abstract.batch_stats)
+  finally:
+    manager.close()
+  return model, params, batch_stats, step
 
 
 def model_repairer(model, params, batch_stats, batch_size):

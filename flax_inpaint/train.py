@@ -6,7 +6,6 @@ iterator and the metric writer, so benchmarks can drive it without either.
 """
 
 import json
-import logging as py_logging
 import pathlib
 import signal
 import time
@@ -188,6 +187,11 @@ def run_loop(config, workdir, *, mesh, train_batches: Iterator[np.ndarray], writ
       write_samples(workdir, writer, 0, repair_fn, state, sample_images, sample_masks)
   history = workdir / 'train_metrics.jsonl'
   step = int(state.step)
+  if history.exists() and jax.process_index() == 0:
+    # Lines logged after the checkpoint we resume from (a killed run) are replayed.
+    rows = [line for line in history.read_text().splitlines()
+            if json.loads(line)['step'] <= step]
+    history.write_text(''.join(row + '\n' for row in rows))
   num_steps = config.train.num_steps
   summed, count, last_log = None, 0, time.perf_counter()
   with StopRequest() as stop:

@@ -90,6 +90,23 @@ def trained_workdir(tmp_path_factory):
   return config, workdir
 
 
+def test_weights_restore_whatever_the_optimizer_config(trained_workdir):
+  from flax_inpaint import checkpointing, models, steps  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import run_eval  # pylint: disable=g-import-not-at-top
+  config, workdir = trained_workdir
+  model = models.create_model(config.model)
+  tx = steps.make_optimizer(config.train)
+  full = checkpointing.restore(
+      checkpointing.make_manager(workdir, read_only=True),
+      steps.abstract_train_state(model, tx, 32, 0, sharding.make_mesh()))
+  other = config.copy_and_resolve_references()
+  other.train.warmup_steps, other.train.grad_clip = 5, 1.0  # A different opt_state tree.
+  _, params, _, step = run_eval.restore_model(other, workdir)
+  assert step == 2
+  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_inpaint_any_size_keeps_valid_pixels_exactly(trained_workdir, tmp_path):
   config, workdir = trained_workdir
   rng = np.random.default_rng(3)

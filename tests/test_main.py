@@ -97,6 +97,9 @@ def test_kill_9_leaves_the_previous_checkpoint_restorable(tmp_path):
   assert resumed.returncode == 0, resumed.stdout[-3000:]
   assert f'Resuming from the checkpoint of step {latest}' in resumed.stdout
   assert checkpoint_steps(workdir)[-1] == latest + 2
+  logged = [json.loads(l)['step'] for l in (workdir / 'train_metrics.jsonl').read_text()
+            .splitlines()]
+  assert logged == sorted(set(logged)) and logged[-1] == latest + 2  # No replayed lines.
 
 
 @pytest.mark.parametrize('override,message', [
