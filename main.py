@@ -76,8 +76,11 @@ def main(argv):
 if __name__ == '__main__':
   # A bad config is a usage error: one clear line, no traceback.
   from flax_inpaint import config_validation  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import inpaint as inpaint_lib  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import vgg  # pylint: disable=g-import-not-at-top
   try:
     app.run(main)
-  except (config_validation.ConfigError, FileNotFoundError) as e:
+  except (config_validation.ConfigError, FileNotFoundError, vgg.WeightsError,
+          inpaint_lib.InpaintError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

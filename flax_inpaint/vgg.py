@@ -272,7 +272,10 @@ def fetch(dst=None):
   download = dst.with_name('vgg16-397923af.pth')
   dst.parent.mkdir(parents=True, exist_ok=True)
   print(f'Downloading {TORCH_URL} -> {download}')
-  urllib.request.urlretrieve(TORCH_URL, download)
+  try:
+    urllib.request.urlretrieve(TORCH_URL, download)
+  except OSError as e:  # URLError is an OSError: offline, DNS, HTTP errors.
+    raise WeightsError(f'Download failed ({e}). ' + missing_weights_message(dst)) from e
   digest = sha256_of(download)
   if not digest.startswith(TORCH_SHA256_PREFIX):
     raise WeightsError(f'{download}: SHA-256 {digest} does not start with '

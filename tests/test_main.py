@@ -127,3 +127,13 @@ def test_lr_sweep_writes_curves_and_table(tmp_path):
   final = json.loads((tmp_path / 'lr_sweep.json').read_text())
   assert set(final) == {'0.001', '0.01'}
   assert checkpoint_steps(tmp_path / 'lr_0.001') == [2]
+
+
+def test_missing_vgg_weights_fail_in_one_clear_line(tmp_path):
+  result = run_main(['--config=configs/full.py', '--config.data.source=samples',
+                     f'--config.loss.vgg_weights={tmp_path}/none.npz'], tmp_path / 'w',
+                    env_extra={'FLAX_INPAINT_CACHE': str(tmp_path)})
+  assert result.returncode == 2
+  assert 'error: No VGG16 weights at' in result.stdout
+  assert 'python -m flax_inpaint.vgg fetch' in result.stdout
+  assert 'Traceback' not in result.stdout

@@ -162,3 +162,25 @@ def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
   assert vgg.default_weights_path() == pathlib.Path(tmp_path) / vgg.WEIGHTS_FILE
   assert vgg.resolve_weights_path(None) == pathlib.Path(tmp_path) / vgg.WEIGHTS_FILE
   assert vgg.resolve_weights_path('~/w.npz') == pathlib.Path('~/w.npz').expanduser()
+
+
+def test_fetch_checks_the_hash_and_converts(tmp_path, monkeypatch, reference_model):
+  """The real fetch path, served from a local file:// URL (no network in tests)."""
+  served = tmp_path / 'served.pth'
+  torch.save({f'features.{k}': v for k, v in reference_model.state_dict().items()}, served)
+  monkeypatch.setattr(vgg, 'TORCH_URL', served.as_uri())
+  with pytest.raises(vgg.WeightsError, match='SHA-256'):
+    vgg.fetch(tmp_path / 'cache' / vgg.WEIGHTS_FILE)  # Not torchvision's file: refused.
+  monkeypatch.setattr(vgg, 'TORCH_SHA256_PREFIX', vgg.sha256_of(served)[:8])
+  monkeypatch.setenv('FLAX_INPAINT_CACHE', str(tmp_path / 'cache'))
+  assert vgg.main(['fetch']) == 0
+  params = vgg.load_vgg16(vgg.default_weights_path())
+  np.testing.assert_array_equal(
+      params['conv1_1']['kernel'],
+      reference_model[0].weight.detach().numpy().transpose(2, 3, 1, 0))
+
+
+def test_fetch_offline_is_a_clear_error(tmp_path, monkeypatch):
+  monkeypatch.setattr(vgg, 'TORCH_URL', (tmp_path / 'missing.pth').as_uri())
+  with pytest.raises(vgg.WeightsError, match='Download failed.*convert'):
+    vgg.fetch(tmp_path / vgg.WEIGHTS_FILE)
