@@ -110,8 +110,8 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
       try:
         image = images_lib.decode(read(), name=name, size=self.image_size, fit=self.fit,
                                   min_size=self.min_size)
-      except images_lib.BadImageError as e:
-        self.skipped.add(name, str(e))
+      except (images_lib.BadImageError, OSError, zipfile.BadZipFile) as e:
+        self.skipped.add(name, str(e))  # Unreadable zip members are skipped too.
         continue
       # Encoded here at quality 95 (TFDS' own encoder uses a lower default quality).
       encoded = io.BytesIO()
