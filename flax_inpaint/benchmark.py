@@ -33,6 +33,7 @@ flags.DEFINE_integer('steps', 20, 'Timed steps.')
 flags.DEFINE_integer('warmup', 3, 'Untimed steps after compilation.')
 flags.DEFINE_enum('mode', 'step', ['step', 'loop'], 'Bare step, or the training loop too.')
 flags.DEFINE_string('workdir', None, '--mode=loop: workdir (default: a temporary one).')
+flags.DEFINE_string('profile_dir', None, 'Also write a jax.profiler trace of 3 steps here.')
 
 
 def conv_flops(jaxpr) -> float:
@@ -87,7 +88,7 @@ def _device_batches(config, mesh, count=4):
           for _ in range(count)]
 
 
-def time_step(config, num_steps, warmup):
+def time_step(config, num_steps, warmup, profile_dir=None):
   """Compile, warm up, then time `num_steps` steps; returns the result dict."""
   mesh, model, tx, vgg_params, loss_config = _setup(config)
   state = steps.create_train_state(model, tx, config.data.image_size, config.train.seed, mesh)
@@ -116,6 +117,11 @@ def time_step(config, num_steps, warmup):
     state, metrics = compiled(state, batches[i % len(batches)], vgg_params, key)
   jax.block_until_ready((state, metrics))
   elapsed = time.perf_counter() - start
+  if profile_dir:  # After timing, so tracing never skews the numbers above.
+    with jax.profiler.trace(profile_dir):
+      for i in range(3):
+        state, metrics = compiled(state, batches[i % len(batches)], vgg_params, key)
+      jax.block_until_ready((state, metrics))
   batch = config.train.batch_size
   images_per_s = num_steps * batch / elapsed
   loss = float(metrics['loss'])
@@ -175,7 +181,7 @@ def main(argv):
     config.train.batch_size = FLAGS.batch
   from flax_inpaint import train  # pylint: disable=g-import-not-at-top
   train.setup_compilation_cache(config.compilation_cache_dir)
-  result = time_step(config, FLAGS.steps, FLAGS.warmup)
+  result = time_step(config, FLAGS.steps, FLAGS.warmup, FLAGS.profile_dir)
   if FLAGS.mode == 'loop':
     with tempfile.TemporaryDirectory() as tmp:
       loop = time_loop(config, FLAGS.steps, FLAGS.warmup, FLAGS.workdir or tmp)
