@@ -202,7 +202,9 @@ def run_loop(config, workdir, *, mesh, train_batches: Iterator[np.ndarray], writ
       # Summed on the device: no host sync until the next log line.
       summed = step_metrics if summed is None else jax.tree.map(jnp.add, summed, step_metrics)
       count += 1
-      last = step == num_steps or stop.signal_name is not None
+      # Read the flag once: a signal between two reads would exit without the save.
+      stopping = stop.signal_name
+      last = step == num_steps or stopping is not None
       if step % config.train.log_every == 0 or last:
         scalars = {f'train/{k}': float(v) / count for k, v in jax.device_get(summed).items()}
         now = time.perf_counter()
@@ -218,9 +220,9 @@ def run_loop(config, workdir, *, mesh, train_batches: Iterator[np.ndarray], writ
         checkpointing.save(manager, step, state)
       for hook in hooks:
         hook(step)
-      if stop.signal_name is not None:
+      if stopping is not None:
         logging.warning('%s received: saved the checkpoint of step %d, exiting.',
-                        stop.signal_name, step)
+                        stopping, step)
         break
   manager.wait_until_finished()
   manager.close()

@@ -133,3 +133,21 @@ def test_gradient_clipping_is_in_the_chain_only_when_asked(test_config):
   assert len(steps.make_optimizer(test_config.train).init(params)) == 1
   test_config.train.grad_clip = 1.0
   assert len(steps.make_optimizer(test_config.train).init(params)) == 2
+
+
+def test_a_signal_at_any_point_of_an_iteration_still_saves(tmp_path, test_config):
+  """The signal lands in a hook (after this step's save decision): the loop must run one
+  more step and save it, never exit without a checkpoint."""
+  import os  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  test_config.train.num_steps = 1000
+  test_config.train.checkpoint_every = 1000
+  rng = np.random.default_rng(0)
+  batches = (rng.integers(0, 256, (4, 32, 32, 3), np.uint8) for _ in range(1000))
+  vgg_params, loss_config = train.load_vgg_params(test_config.loss)
+  send = lambda step: os.kill(os.getpid(), signal.SIGTERM) if step == 3 else None
+  state = train.run_loop(test_config, tmp_path, mesh=sharding.make_mesh(),
+                         train_batches=batches, writer=train.LogOnlyWriter(),
+                         vgg_params=vgg_params, loss_config=loss_config, hooks=[send])
+  assert int(state.step) == 4
+  assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit()) == ['4']
