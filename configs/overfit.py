@@ -19,6 +19,7 @@ def get_config():
   config.train.checkpoint_every = 200
   config.train.log_every = 50
   config.train.sample_every = 200
+  config.train.num_sample_images = 8  # The whole overfit batch in the grids and PSNR.
   config.data.source = 'samples'  # scikit-image's 8 colour photos.
   config.data.image_size = 64
   config.data.random_flip = False  # The same batch every step.
