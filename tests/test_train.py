@@ -151,3 +151,11 @@ def test_a_signal_at_any_point_of_an_iteration_still_saves(tmp_path, test_config
                          vgg_params=vgg_params, loss_config=loss_config, hooks=[send])
   assert int(state.step) == 4
   assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit()) == ['4']
+
+
+@pytest.mark.parametrize('name', ['default', 'overfit', 'full', 'reference', 'lr_sweep', 'test'])
+def test_every_shipped_config_is_valid(name):
+  import importlib  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module(f'configs.{name}').get_config()
+  config_validation.validate(config, num_devices=1)
+  assert config.data.image_size % models.size_multiple(config.model) == 0
