@@ -26,7 +26,7 @@ def benchmark(dataset: tf.data.Dataset, num_batches: int, batch_size: int) -> di
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog='python -m flax_inpaint.input_pipeline')
+  parser = argparse.ArgumentParser(prog='python -m flax_inpaint.input_benchmark')
   parser.add_argument('--benchmark', choices=('folder', 'album_covers'), required=True)
   parser.add_argument('--dir', help='folder of images (folder benchmark)')
   parser.add_argument('--data_dir', help='prepared TFDS dir (album_covers benchmark)')

@@ -39,7 +39,7 @@ class SkipCounter:
     with self._lock:
       self.names.append(name)
       if len(self.names) <= NUM_LOGGED_SKIPS:
-        logging.warning('Skipping %s (%s)', name, reason)
+        logging.warning('%s: skipping %s (%s)', self.what, name, reason)
 
   @property
   def count(self) -> int:
@@ -98,14 +98,13 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
       raise FileNotFoundError(f'{manual_dir}: no such file or folder. '
                               + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
     # TFDS cannot write an empty split: declare only the splits that have files.
-    splits = {images_lib.split_of(pathlib.PurePosixPath(name).name)
-              for name, _ in _iter_archive(manual_dir)}
+    splits = {images_lib.split_of(name) for name, _ in _iter_archive(manual_dir)}
     return {split: self._generate_examples(manual_dir, split)
             for split in ('train', 'validation', 'test') if split in splits}
 
   def _generate_examples(self, manual_dir, split):
     for name, read in _iter_archive(manual_dir):
-      if images_lib.split_of(pathlib.PurePosixPath(name).name) != split:
+      if images_lib.split_of(name) != split:
         continue
       try:
         image = images_lib.decode(read(), name=name, size=self.image_size, fit=self.fit,

@@ -11,11 +11,6 @@ import pathlib
 from flax_inpaint import train
 
 
-def _history(run_dir):
-  path = pathlib.Path(run_dir) / 'train_metrics.jsonl'
-  return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def plot(histories, out_path):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
@@ -42,7 +37,7 @@ def run(config, workdir):
     run_config.train.lr = float(lr)
     run_dir = workdir / f'lr_{lr:g}'
     train.train_and_evaluate(run_config, run_dir)
-    histories[float(lr)] = _history(run_dir)
+    histories[float(lr)] = train.read_history(run_dir)
   plot(histories, workdir / 'lr_sweep.png')
   final = {lr: rows[-1]['train/loss'] for lr, rows in histories.items() if rows}
   lines = ['| lr | final training loss |', '|---|---|']

@@ -112,20 +112,28 @@ def write_samples(workdir, writer, step, repair_fn, state, sample_images, hole_m
                              for r, o, h in zip(repaired, originals, hole_masks)]))
   writer.write_scalars(step, {'samples/hole_psnr': hole_psnr})
   logging.info('Samples at step %d: hole PSNR %.2f dB', step, hole_psnr)
-  rows = [[o, o * (1 - h), r] for o, h, r in zip(originals, hole_masks, np.asarray(repaired))]
+  rows = [[o, o * (1 - h), r] for o, h, r in zip(originals, hole_masks, repaired)]
   grid = images_lib.grid(rows)
   if jax.process_index() == 0:
     images_lib.save_png(grid, pathlib.Path(workdir) / 'samples' / f'step_{step:07d}.png')
   writer.write_images(step, {'samples': grid[None]})
-  return hole_psnr
 
 
-def plot_loss_curves(history_path, out_path):
-  """One panel per logged term against the step, from train_metrics.jsonl."""
+HISTORY_FILE = 'train_metrics.jsonl'
+
+
+def read_history(workdir) -> list:
+  """The logged scalars of a run (WORKDIR/train_metrics.jsonl), one dict per log step."""
+  path = pathlib.Path(workdir) / HISTORY_FILE
+  return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def plot_loss_curves(workdir, out_path):
+  """One panel per logged term against the step, from the run's history."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  rows = [json.loads(line) for line in pathlib.Path(history_path).read_text().splitlines()]
+  rows = read_history(workdir)
   if not rows:
     return
   terms = [k for k in rows[-1] if k.startswith('train/') and k != 'train/grad_norm']
@@ -185,13 +193,12 @@ def run_loop(config, workdir, *, mesh, train_batches: Iterator[np.ndarray], writ
                                                base_key)
     if int(state.step) == 0:  # The first evaluation: the untrained model.
       write_samples(workdir, writer, 0, repair_fn, state, sample_images, sample_masks)
-  history = workdir / 'train_metrics.jsonl'
+  history = workdir / HISTORY_FILE
   step = int(state.step)
   if history.exists() and jax.process_index() == 0:
     # Lines logged after the checkpoint we resume from (a killed run) are replayed.
-    rows = [line for line in history.read_text().splitlines()
-            if json.loads(line)['step'] <= step]
-    history.write_text(''.join(row + '\n' for row in rows))
+    history.write_text(''.join(json.dumps(row) + '\n' for row in read_history(workdir)
+                               if row['step'] <= step))
   num_steps = config.train.num_steps
   summed, count, last_log = None, 0, time.perf_counter()
   with StopRequest() as stop:
@@ -228,7 +235,7 @@ def run_loop(config, workdir, *, mesh, train_batches: Iterator[np.ndarray], writ
   manager.close()
   writer.flush()
   if history.exists() and jax.process_index() == 0:
-    plot_loss_curves(history, workdir / 'loss_curves.png')
+    plot_loss_curves(workdir, workdir / 'loss_curves.png')
   return state
 
 
