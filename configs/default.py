@@ -23,6 +23,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.upsample = 'resize'
   # Compute dtype: 'float32' or 'bfloat16'. Params and optimizer state stay float32.
   config.model.dtype = 'float32'
+  # How 2x2 max pooling (U-Net and VGG) and 'resize' upsampling are computed: the same
+  # functions and params either way; the defaults avoid scatters (see flax_inpaint/ops.py).
+  # pool_impl: 'reshape' or 'reduce_window'; upsample_impl: 'subpixel', 'repeat' or
+  # 'gather' (jax.image.resize). BENCHMARKS.md times each on one GPU.
+  config.model.pool_impl = 'reshape'
+  config.model.upsample_impl = 'subpixel'
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 20_000

@@ -95,7 +95,6 @@ def time_step(config, num_steps, warmup, profile_dir=None):
   step = steps.make_train_step(model, tx, loss_config, config.masks, mesh)
   batches = _device_batches(config, mesh)
   key = jax.random.key(0)
-  flops = conv_flops(jax.make_jaxpr(step)(state, batches[0], vgg_params, key).jaxpr)
   start = time.perf_counter()
   compiled = step.lower(state, batches[0], vgg_params, key).compile()
   compile_s = time.perf_counter() - start
@@ -118,10 +117,16 @@ def time_step(config, num_steps, warmup, profile_dir=None):
   jax.block_until_ready((state, metrics))
   elapsed = time.perf_counter() - start
   if profile_dir:  # After timing, so tracing never skews the numbers above.
-    with jax.profiler.trace(profile_dir):
+    with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
       for i in range(3):
         state, metrics = compiled(state, batches[i % len(batches)], vgg_params, key)
       jax.block_until_ready((state, metrics))
+  # Counted after the timing, so seconds_to_first_step is what main.py would see.
+  flops = conv_flops(jax.make_jaxpr(step)(state, batches[0], vgg_params, key).jaxpr)
+  # The model's FLOPs as the plain form computes them (upsampling, then a 3x3 conv).
+  plain = steps.make_train_step(model.clone(upsample_impl='gather'), tx, loss_config,
+                                config.masks, mesh)
+  model_flops = conv_flops(jax.make_jaxpr(plain)(state, batches[0], vgg_params, key).jaxpr)
   batch = config.train.batch_size
   images_per_s = num_steps * batch / elapsed
   loss = float(metrics['loss'])
@@ -132,6 +137,7 @@ def time_step(config, num_steps, warmup, profile_dir=None):
       'platform': jax.devices()[0].platform, 'dtype': config.model.dtype,
       'batch': batch, 'image_size': config.data.image_size,
       'model': f'{config.model.size}/{config.model.bottleneck}/{config.model.norm}',
+      'ops': f'{config.model.pool_impl}/{config.model.upsample_impl}',
       'images_per_s': round(images_per_s, 2),
       'median_ms_per_step': round(1e3 * statistics.median(per_step), 3),
       'compile_s': round(compile_s, 2),
@@ -139,6 +145,8 @@ def time_step(config, num_steps, warmup, profile_dir=None):
       'peak_memory_bytes': peak_memory_bytes(),
       'gflop_per_image': round(flops / batch / 1e9, 2),
       'achieved_tflop_per_s': round(flops * num_steps / elapsed / 1e12, 2),
+      'model_gflop_per_image': round(model_flops / batch / 1e9, 2),
+      'model_tflop_per_s': round(model_flops * num_steps / elapsed / 1e12, 2),
       'final_loss': round(loss, 5), 'jax': jax.__version__,
   }
 

@@ -5,6 +5,7 @@ import jax
 from configs import default
 from flax_inpaint import losses
 from flax_inpaint import models
+from flax_inpaint import ops
 from flax_inpaint import vgg
 
 SOURCES = ('samples', 'folder', 'album_covers')
@@ -40,6 +41,8 @@ def validate(config, *, num_devices=None, mode='train'):
   _choice(config.model.norm, models.NORMS, 'model.norm')
   _choice(config.model.upsample, models.UPSAMPLES, 'model.upsample')
   _choice(config.model.dtype, DTYPES, 'model.dtype')
+  _choice(config.model.pool_impl, ops.POOL_IMPLS, 'model.pool_impl')
+  _choice(config.model.upsample_impl, ops.UPSAMPLE_IMPLS, 'model.upsample_impl')
   _choice(config.data.source, SOURCES, 'data.source')
   _choice(config.data.fit, ('crop', 'resize'), 'data.fit')
   _choice(config.train.schedule, ('constant', 'cosine'), 'train.schedule')

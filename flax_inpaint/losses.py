@@ -60,7 +60,7 @@ def _distance(a, b, kind):
 def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
                          layers=('relu1_2', 'relu2_2', 'relu3_3'), layer_weights=None,
                          distance='l1', dtype=jnp.float32, with_style=False,
-                         single_pass=False):
+                         single_pass=False, pool_impl='reshape'):
   """Perceptual (and style) loss on VGG16 features.
 
   The target's features carry no gradient; `vgg_params` never receive one. The
@@ -76,7 +76,8 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
   vgg_params = jax.lax.stop_gradient(vgg_params)
   target = jax.lax.stop_gradient(target)
   inputs = [prediction] + ([composite] if composite is not None else [])
-  extract = lambda x: vgg.vgg16_features(vgg_params, x, layers, dtype=dtype)
+  extract = lambda x: vgg.vgg16_features(vgg_params, x, layers, dtype=dtype,
+                                         pool_impl=pool_impl)
   if single_pass:
     features = extract(jnp.concatenate(inputs + [target], axis=0))
     split = {k: jnp.split(v, len(inputs) + 1, axis=0) for k, v in features.items()}
@@ -97,7 +98,8 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
 
 
 def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
-               vgg_params: Optional[Any] = None, dtype=jnp.float32):
+               vgg_params: Optional[Any] = None, dtype=jnp.float32,
+               pool_impl='reshape'):
   """The weighted training loss.
 
   Args:
@@ -107,6 +109,7 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
     loss_config: weights (a `config.loss` section, presets already applied).
     vgg_params: frozen VGG16 params; required when a VGG term has nonzero weight.
     dtype: compute dtype of the VGG pass.
+    pool_impl: how the VGG pass max-pools (`ops.POOL_IMPLS`).
 
   Returns:
     (loss, terms): the scalar loss and each weighted term plus 'loss'.
@@ -131,7 +134,8 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
         layers=tuple(c['perceptual_layers']),
         layer_weights=tuple(c['perceptual_layer_weights']),
         distance=c['perceptual_distance'], dtype=dtype,
-        with_style=bool(c['style_weight']), single_pass=bool(c['vgg_single_pass']))
+        with_style=bool(c['style_weight']), single_pass=bool(c['vgg_single_pass']),
+        pool_impl=pool_impl)
     if c['perceptual_weight']:
       terms['perceptual'] = c['perceptual_weight'] * perceptual
     if c['style_weight']:

@@ -7,8 +7,9 @@ Output: an RGB prediction in [0, 1]; `composite` pastes it into the holes only.
 from typing import Any, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
+
+from flax_inpaint import ops
 
 # Encoder widths per size; the bottleneck has twice the last width.
 WIDTHS = {
@@ -48,12 +49,16 @@ class UNet(nn.Module):
     norm: 'none' or 'batch'.
     upsample: 'resize' (nearest + 3x3 conv) or 'transpose' (2x2 stride-2 conv).
     dtype: compute dtype; params stay float32.
+    pool_impl, upsample_impl: how max pooling and 'resize' upsampling are computed
+      (`ops.POOL_IMPLS`, `ops.UPSAMPLE_IMPLS`): the same functions and params either way.
   """
   widths: Sequence[int] = WIDTHS['small']
   bottleneck: str = 'dilated'
   norm: str = 'none'
   upsample: str = 'resize'
   dtype: Any = jnp.float32
+  pool_impl: str = 'reshape'
+  upsample_impl: str = 'subpixel'
 
   def _block(self, x, features, *, train):
     for _ in range(2):
@@ -67,22 +72,22 @@ class UNet(nn.Module):
     for width in self.widths:
       x = self._block(x, width, train=train)
       skips.append(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = ops.max_pool_2x2(x, self.pool_impl)
     bottleneck_width = 2 * self.widths[-1]
     if self.bottleneck == 'dilated':
       for rate in DILATIONS:
         x = ConvNormRelu(bottleneck_width, self.norm, rate, self.dtype)(x, train=train)
     else:
       x = self._block(x, bottleneck_width, train=train)
-    for width, skip in zip(reversed(self.widths), reversed(skips)):
+    # Names as nn.Conv's automatic ones, so every upsample_impl shares one params tree.
+    for level, (width, skip) in enumerate(zip(reversed(self.widths), reversed(skips))):
       if self.upsample == 'resize':
-        batch, height, width_px, channels = x.shape
-        x = jax.image.resize(x, (batch, 2 * height, 2 * width_px, channels), 'nearest')
-        x = nn.Conv(width, (3, 3), dtype=self.dtype)(x)
+        x = ops.UpsampleConv(width, self.upsample_impl, self.dtype, name=f'Conv_{level}')(x)
       else:
         x = nn.ConvTranspose(width, (2, 2), strides=(2, 2), dtype=self.dtype)(x)
       x = self._block(jnp.concatenate([x, skip], axis=-1), width, train=train)
-    x = nn.Conv(3, (1, 1), dtype=self.dtype)(x)
+    convs_so_far = len(self.widths) if self.upsample == 'resize' else 0
+    x = nn.Conv(3, (1, 1), dtype=self.dtype, name=f'Conv_{convs_so_far}')(x)
     return nn.sigmoid(x.astype(jnp.float32))
 
 
@@ -100,7 +105,8 @@ def create_model(model_config) -> UNet:
   """Builds the U-Net named by a `config.model` section."""
   return UNet(widths=WIDTHS[model_config.size], bottleneck=model_config.bottleneck,
               norm=model_config.norm, upsample=model_config.upsample,
-              dtype=jnp.dtype(model_config.dtype))
+              dtype=jnp.dtype(model_config.dtype), pool_impl=model_config.pool_impl,
+              upsample_impl=model_config.upsample_impl)
 
 
 def size_multiple(model_config) -> int:

@@ -107,7 +107,8 @@ def make_train_step(model, tx, loss_config, mask_config, mesh):
         prediction, updates = model.apply(variables, masked, hole_mask, train=True), {}
       loss, terms = losses.total_loss(prediction=prediction, target=images,
                                       hole_mask=hole_mask, loss_config=loss_config,
-                                      vgg_params=vgg_params, dtype=model.dtype)
+                                      vgg_params=vgg_params, dtype=model.dtype,
+                                      pool_impl=model.pool_impl)
       return loss, (terms, updates)
 
     grads, (terms, updates) = jax.grad(loss_fn, has_aux=True)(state.params)

@@ -243,7 +243,7 @@ def setup_compilation_cache(cache_dir: str):
   if cache_dir:
     path = pathlib.Path(cache_dir).expanduser()
     jax.config.update('jax_compilation_cache_dir', str(path))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
 

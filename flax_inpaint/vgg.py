@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flax_inpaint import ops
+
 # (block, convs per block, width): torchvision's `features` layout.
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 CONV_NAMES = tuple(f'conv{b}_{i}' for b, n, _ in BLOCKS for i in range(1, n + 1))
@@ -61,9 +63,11 @@ class VGG16Features(nn.Module):
   Attributes:
     taps: names of the outputs to return (relu1_2 .. relu5_3, pool1 .. pool5).
     dtype: compute dtype (accumulation stays float32 in the loss).
+    pool_impl: how max pooling is computed (`ops.POOL_IMPLS`; same values and gradients).
   """
   taps: Sequence[str] = ('relu1_2', 'relu2_2', 'relu3_3')
   dtype: Any = jnp.float32
+  pool_impl: str = 'reshape'
 
   @nn.compact
   def __call__(self, images):
@@ -82,7 +86,7 @@ class VGG16Features(nn.Module):
       features[f'relu{block}_{num_convs}'] = x
       if 2 * block + 1 > deepest:
         break
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = ops.max_pool_2x2(x, self.pool_impl)
       features[f'pool{block}'] = x
     return {tap: features[tap] for tap in self.taps}
 
@@ -95,9 +99,10 @@ def init_random_params(seed: int = 0):
 
 
 def vgg16_features(params, images, taps=('relu1_2', 'relu2_2', 'relu3_3'),
-                   dtype=jnp.float32):
+                   dtype=jnp.float32, pool_impl='reshape'):
   """Features of `images` (NHWC, [0, 1]) at the named taps, as a dict."""
-  return VGG16Features(taps=tuple(taps), dtype=dtype).apply({'params': params}, images)
+  return VGG16Features(taps=tuple(taps), dtype=dtype, pool_impl=pool_impl).apply(
+      {'params': params}, images)
 
 
 # ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import sys
 
 from conftest import ROOT
 
-CORE_MODULES = ('models', 'vgg', 'losses', 'masks', 'steps', 'sharding', 'checkpointing',
+CORE_MODULES = ('models', 'ops', 'vgg', 'losses', 'masks', 'steps', 'sharding', 'checkpointing',
                 'benchmark', 'train', 'evaluate', 'run_eval', 'inpaint', 'metrics')
 
 
@@ -35,10 +35,13 @@ def test_benchmark_prints_json_on_cpu():
   report = json.loads(result.stdout.strip().splitlines()[-1])
   for key in ('device', 'dtype', 'batch', 'images_per_s', 'median_ms_per_step', 'compile_s',
               'peak_memory_bytes', 'gflop_per_image', 'achieved_tflop_per_s',
-              'seconds_to_first_step'):
+              'seconds_to_first_step', 'model_gflop_per_image', 'model_tflop_per_s', 'ops'):
     assert key in report, key
   assert report['batch'] == 4 and report['images_per_s'] > 0
   assert report['gflop_per_image'] > 0
+  # The default sub-pixel form does the plain form's FLOPs (its zero taps included).
+  assert report['gflop_per_image'] == report['model_gflop_per_image']
+  assert report['ops'] == 'reshape/subpixel'
 
 
 def test_reference_workload_counts_227_gflop_per_image():

@@ -97,6 +97,8 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path, test_config):
     ('data.image_size', 34, 'config.data.image_size=34 is not divisible'),
     ('train.batch_size', 6, 'config.train.batch_size=6 .* not divisible by the 4 devices'),
     ('model.dtype', 'float16', 'config.model.dtype'),
+    ('model.upsample_impl', 'bilinear', "config.model.upsample_impl='bilinear' is unknown"),
+    ('model.pool_impl', 'avg', "config.model.pool_impl='avg' is unknown"),
     ('loss.perceptual_layers', ('relu1_2', 'relu9_1'), 'config.loss.perceptual_layer'),
 ])
 def test_bad_config_names_the_field(test_config, field, value, message):

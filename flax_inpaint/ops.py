@@ -1,0 +1,145 @@
+"""2x2 max pooling and nearest 2x upsampling + 3x3 conv, in forms that run fast on GPUs.
+
+XLA lowers `nn.max_pool`'s gradient to select-and-scatter and the gather of
+`jax.image.resize(..., 'nearest')` to a scatter-add: both scatter with atomics on GPUs.
+The forms here compute the same functions with reshapes, element-wise selects, reductions
+and standard convolutions only:
+
+- `max_pool_2x2(x, 'reshape')`: the max over a [.., 2, .., 2, ..] view; its gradient goes,
+  as select-and-scatter's does, to the first maximum of each window in row-major order, so
+  both implementations give identical values and gradients.
+- `upsample_nearest_2x(x, 'repeat')`: a broadcast; its gradient is a sum over 2x2 blocks.
+- `upsample_conv_2x(x, kernel, bias, 'subpixel')`: nearest 2x upsampling followed by a 3x3
+  'SAME' conv equals, for each of the 4 output phases (a, b), a 2x2 conv on the small grid
+  whose taps are sums of the 3x3 kernel's (the taps that read one small-grid pixel twice
+  add up). The four phase kernels, zero-padded to 3x3, make one standard 3x3 conv with 4x
+  the output channels on the small grid, followed by a depth-to-space reshape: the 4x
+  larger upsampled tensor is never written, and the conv's output width is 4x wider, which
+  suits tensor cores better. Same parameters as the 3x3 conv it replaces.
+
+The `impl` names 'reduce_window' and 'gather' keep the plain forms, for comparison;
+BENCHMARKS.md times every form on one GPU.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+POOL_IMPLS = ('reshape', 'reduce_window')
+UPSAMPLE_IMPLS = ('subpixel', 'repeat', 'gather')
+
+
+def _windows(x):
+  batch, height, width, channels = x.shape
+  if height % 2 or width % 2:
+    raise ValueError(f'max_pool_2x2 needs even height and width, got {x.shape}')
+  return x.reshape(batch, height // 2, 2, width // 2, 2, channels)
+
+
+@jax.custom_vjp
+def _max_pool_reshape(x):
+  return jnp.max(_windows(x), axis=(2, 4))
+
+
+def _max_pool_reshape_fwd(x):
+  return _max_pool_reshape(x), x
+
+
+def _max_pool_reshape_bwd(x, grad):
+  windows = _windows(x)
+  maximum = jnp.max(windows, axis=(2, 4))[:, :, None, :, None, :]
+  is_max = windows == maximum
+  # The first maximum in row-major window order takes the gradient (as XLA's
+  # select-and-scatter with `ge` does); later ties get none.
+  flat = [is_max[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
+  taken = jnp.zeros_like(flat[0])
+  picks = []
+  for k, candidate in enumerate(flat):
+    pick = ~taken if k == 3 else candidate & ~taken
+    picks.append(pick)
+    taken = taken | candidate
+  zero = jnp.zeros((), grad.dtype)
+  parts = [jnp.where(pick, grad, zero) for pick in picks]
+  rows = [jnp.stack(parts[2 * i:2 * i + 2], axis=3) for i in (0, 1)]  # [B, h, w, 2, C]
+  return (jnp.stack(rows, axis=2).reshape(x.shape),)  # [B, h, 2, w, 2, C] -> NHWC
+
+
+_max_pool_reshape.defvjp(_max_pool_reshape_fwd, _max_pool_reshape_bwd)
+
+
+def max_pool_2x2(x, impl: str = 'reshape'):
+  """2x2 max pooling with stride 2 of an NHWC batch."""
+  if impl == 'reshape':
+    return _max_pool_reshape(x)
+  if impl == 'reduce_window':
+    return nn.max_pool(x, (2, 2), strides=(2, 2))
+  raise ValueError(f'pool impl {impl!r} is unknown; use one of {list(POOL_IMPLS)}')
+
+
+def upsample_nearest_2x(x, impl: str = 'repeat'):
+  """Nearest-neighbour 2x upsampling of an NHWC batch."""
+  batch, height, width, channels = x.shape
+  if impl == 'gather':
+    return jax.image.resize(x, (batch, 2 * height, 2 * width, channels), 'nearest')
+  if impl == 'repeat':
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (batch, height, 2, width, 2, channels))
+    return x.reshape(batch, 2 * height, 2 * width, channels)
+  raise ValueError(f'upsample impl {impl!r} is unknown; use one of {["repeat", "gather"]}')
+
+
+def subpixel_kernel(kernel):
+  """[3, 3, I, O] kernel -> [2, 2, I, 4 * O]: one 2x2 kernel per output phase (a, b).
+
+  Phase a = 0 (even output rows) reads small-grid rows (i - 1, i) with taps
+  (k0, k1 + k2); phase a = 1 reads rows (i, i + 1) with taps (k0 + k1, k2); columns alike.
+  """
+  def combine(k, axis):
+    first, middle, last = (jnp.take(k, i, axis=axis) for i in range(3))
+    return (jnp.stack([first, middle + last], axis=axis),
+            jnp.stack([first + middle, last], axis=axis))
+  phases = [by_col for by_row in combine(kernel, 0) for by_col in combine(by_row, 1)]
+  return jnp.concatenate(phases, axis=-1)  # Output channel = phase * O + o.
+
+
+def upsample_conv_2x(x, kernel, bias, impl: str = 'subpixel', dtype=None):
+  """conv3x3_same(upsample_nearest_2x(x), kernel) + bias, NHWC, computed as `impl` says.
+
+  `dtype`: compute dtype (default x's). The sub-pixel phase kernels are summed in the
+  kernel's own precision (float32 params), then cast once.
+  """
+  dtype = dtype or x.dtype
+  x = x.astype(dtype)
+  if impl != 'subpixel':
+    y = jax.lax.conv_general_dilated(
+        upsample_nearest_2x(x, impl), kernel.astype(dtype), (1, 1), 'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + bias.astype(dtype)
+  batch, height, width, _ = x.shape
+  out = kernel.shape[-1]
+  phases = subpixel_kernel(kernel)  # [2, 2, I, 4 * O]
+  # Phase a reads small-grid rows (i - 1 + a, i + a): inside a 3x3 window centred on row
+  # i, its 2x2 kernel takes rows a and a + 1 (zero row 2 - 2a); columns alike.
+  padded = [jnp.pad(phases[:, :, :, p * out:(p + 1) * out],
+                    ((p // 2, 1 - p // 2), (p % 2, 1 - p % 2), (0, 0), (0, 0)))
+            for p in range(4)]
+  y = jax.lax.conv_general_dilated(
+      x, jnp.concatenate(padded, axis=-1).astype(dtype), (1, 1), 'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  y = (y + jnp.tile(bias, 4).astype(dtype)).reshape(batch, height, width, 2, 2, out)
+  return y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, out)
+
+
+class UpsampleConv(nn.Module):
+  """Nearest 2x upsampling then a 3x3 conv; params as `nn.Conv(features, (3, 3))`'s."""
+  features: int
+  impl: str = 'subpixel'
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (3, 3, x.shape[-1], self.features), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    return upsample_conv_2x(x, kernel, bias, self.impl, self.dtype)
