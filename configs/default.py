@@ -74,6 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
   # One VGG pass over [pred, comp, target] (True) or target separately (False: fewer
   # FLOPs, since the target needs no backward pass).
   config.loss.vgg_single_pass = False
+  # Zero-pad the images' 3 channels (and conv1_1's kernel) to this many before VGG16's
+  # first conv: the same features; GPU conv kernels for 3 input channels are slow.
+  config.loss.vgg_input_channels = 3
   # Converted VGG16 weights (.npz); None = the cache (~/.cache/flax_inpaint or
   # $FLAX_INPAINT_CACHE). 'random' = random VGG (tests and benchmarks only).
   config.loss.vgg_weights = config_dict.placeholder(str)

@@ -22,6 +22,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from flax_inpaint import config_validation
+from flax_inpaint import losses
 from flax_inpaint import models
 from flax_inpaint import sharding
 from flax_inpaint import steps
@@ -123,8 +124,10 @@ def time_step(config, num_steps, warmup, profile_dir=None):
       jax.block_until_ready((state, metrics))
   # Counted after the timing, so seconds_to_first_step is what main.py would see.
   flops = conv_flops(jax.make_jaxpr(step)(state, batches[0], vgg_params, key).jaxpr)
-  # The model's FLOPs as the plain form computes them (upsampling, then a 3x3 conv).
-  plain = steps.make_train_step(model.clone(upsample_impl='gather'), tx, loss_config,
+  # The model's FLOPs as the plain forms compute them (upsampling, then a 3x3 conv; VGG16
+  # on 3 input channels).
+  plain_loss = {**losses.resolve_loss_config(loss_config), 'vgg_input_channels': 3}
+  plain = steps.make_train_step(model.clone(upsample_impl='gather'), tx, plain_loss,
                                 config.masks, mesh)
   model_flops = conv_flops(jax.make_jaxpr(plain)(state, batches[0], vgg_params, key).jaxpr)
   batch = config.train.batch_size

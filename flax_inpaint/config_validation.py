@@ -71,6 +71,9 @@ def validate(config, *, num_devices=None, mode='train'):
   if len(config.loss.perceptual_layers) != len(config.loss.perceptual_layer_weights):
     raise ConfigError('config.loss.perceptual_layer_weights needs one weight per entry '
                       f'of config.loss.perceptual_layers={tuple(config.loss.perceptual_layers)}')
+  if config.loss.vgg_input_channels < 3:
+    raise ConfigError(f'config.loss.vgg_input_channels={config.loss.vgg_input_channels} must '
+                      'be >= 3 (the images\' channels; 8 pads them for faster GPU convs)')
   for layer in config.loss.perceptual_layers:
     _choice(layer, vgg.TAPS, 'loss.perceptual_layers')
   try:

@@ -60,7 +60,7 @@ def _distance(a, b, kind):
 def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
                          layers=('relu1_2', 'relu2_2', 'relu3_3'), layer_weights=None,
                          distance='l1', dtype=jnp.float32, with_style=False,
-                         single_pass=False, pool_impl='reshape'):
+                         single_pass=False, pool_impl='reshape', input_channels=3):
   """Perceptual (and style) loss on VGG16 features.
 
   The target's features carry no gradient; `vgg_params` never receive one. The
@@ -77,7 +77,7 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
   target = jax.lax.stop_gradient(target)
   inputs = [prediction] + ([composite] if composite is not None else [])
   extract = lambda x: vgg.vgg16_features(vgg_params, x, layers, dtype=dtype,
-                                         pool_impl=pool_impl)
+                                         pool_impl=pool_impl, input_channels=input_channels)
   if single_pass:
     features = extract(jnp.concatenate(inputs + [target], axis=0))
     split = {k: jnp.split(v, len(inputs) + 1, axis=0) for k, v in features.items()}
@@ -135,7 +135,7 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
         layer_weights=tuple(c['perceptual_layer_weights']),
         distance=c['perceptual_distance'], dtype=dtype,
         with_style=bool(c['style_weight']), single_pass=bool(c['vgg_single_pass']),
-        pool_impl=pool_impl)
+        pool_impl=pool_impl, input_channels=int(c.get('vgg_input_channels', 3)))
     if c['perceptual_weight']:
       terms['perceptual'] = c['perceptual_weight'] * perceptual
     if c['style_weight']:

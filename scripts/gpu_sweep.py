@@ -40,6 +40,7 @@ RUNS = {  # name: extra benchmark flags (defaults: reshape pooling, sub-pixel up
     'up_repeat': ['--config.model.pool_impl=reduce_window',
                   '--config.model.upsample_impl=repeat'],
     'repeat': ['--config.model.upsample_impl=repeat'],
+    'vgg_pad8': ['--config.loss.vgg_input_channels=8'],
     'new_unet_only': ['--config.loss.perceptual_weight=0'],
     'new_fp32': ['--config.model.dtype=float32'],
     'old_fp32': OLD + ['--config.model.dtype=float32'],
