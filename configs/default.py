@@ -29,6 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
   # 'gather' (jax.image.resize). BENCHMARKS.md times each on one GPU.
   config.model.pool_impl = 'reshape'
   config.model.upsample_impl = 'subpixel'
+  # ReLU's derivative from its output ('output': XLA can fuse conv + bias + ReLU) or its
+  # input ('input', as jax.nn.relu): the same values and gradients.
+  config.model.relu_impl = 'output'
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 20_000

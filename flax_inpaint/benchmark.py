@@ -140,7 +140,8 @@ def time_step(config, num_steps, warmup, profile_dir=None):
       'platform': jax.devices()[0].platform, 'dtype': config.model.dtype,
       'batch': batch, 'image_size': config.data.image_size,
       'model': f'{config.model.size}/{config.model.bottleneck}/{config.model.norm}',
-      'ops': f'{config.model.pool_impl}/{config.model.upsample_impl}',
+      'ops': (f'{config.model.pool_impl}/{config.model.upsample_impl}/'
+              f'relu_{config.model.relu_impl}/vgg_in_{config.loss.vgg_input_channels}'),
       'images_per_s': round(images_per_s, 2),
       'median_ms_per_step': round(1e3 * statistics.median(per_step), 3),
       'compile_s': round(compile_s, 2),

@@ -43,6 +43,7 @@ def validate(config, *, num_devices=None, mode='train'):
   _choice(config.model.dtype, DTYPES, 'model.dtype')
   _choice(config.model.pool_impl, ops.POOL_IMPLS, 'model.pool_impl')
   _choice(config.model.upsample_impl, ops.UPSAMPLE_IMPLS, 'model.upsample_impl')
+  _choice(config.model.relu_impl, ops.RELU_IMPLS, 'model.relu_impl')
   _choice(config.data.source, SOURCES, 'data.source')
   _choice(config.data.fit, ('crop', 'resize'), 'data.fit')
   _choice(config.train.schedule, ('constant', 'cosine'), 'train.schedule')

@@ -60,13 +60,14 @@ def _distance(a, b, kind):
 def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
                          layers=('relu1_2', 'relu2_2', 'relu3_3'), layer_weights=None,
                          distance='l1', dtype=jnp.float32, with_style=False,
-                         single_pass=False, pool_impl='reshape', input_channels=3):
+                         single_pass=False, vgg_options=None):
   """Perceptual (and style) loss on VGG16 features.
 
   The target's features carry no gradient; `vgg_params` never receive one. The
   prediction and composite go through the VGG in one pass (concatenated on the batch
   axis). `single_pass` adds the target to that pass too: one larger batch, but the
   backward pass then also runs over the target's third (+10% FLOPs on the reference).
+  `vgg_options`: VGG16Features attributes (pool_impl, relu_impl, input_channels).
 
   Returns:
     (perceptual, style): sums over layers of weighted mean feature distances, and of
@@ -77,7 +78,7 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
   target = jax.lax.stop_gradient(target)
   inputs = [prediction] + ([composite] if composite is not None else [])
   extract = lambda x: vgg.vgg16_features(vgg_params, x, layers, dtype=dtype,
-                                         pool_impl=pool_impl, input_channels=input_channels)
+                                         **(vgg_options or {}))
   if single_pass:
     features = extract(jnp.concatenate(inputs + [target], axis=0))
     split = {k: jnp.split(v, len(inputs) + 1, axis=0) for k, v in features.items()}
@@ -99,7 +100,7 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
 
 def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
                vgg_params: Optional[Any] = None, dtype=jnp.float32,
-               pool_impl='reshape'):
+               vgg_options: Optional[Mapping[str, Any]] = None):
   """The weighted training loss.
 
   Args:
@@ -109,7 +110,8 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
     loss_config: weights (a `config.loss` section, presets already applied).
     vgg_params: frozen VGG16 params; required when a VGG term has nonzero weight.
     dtype: compute dtype of the VGG pass.
-    pool_impl: how the VGG pass max-pools (`ops.POOL_IMPLS`).
+    vgg_options: how the VGG pass pools and differentiates ReLU (pool_impl, relu_impl);
+      `loss.vgg_input_channels` is added from the loss config.
 
   Returns:
     (loss, terms): the scalar loss and each weighted term plus 'loss'.
@@ -135,7 +137,8 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
         layer_weights=tuple(c['perceptual_layer_weights']),
         distance=c['perceptual_distance'], dtype=dtype,
         with_style=bool(c['style_weight']), single_pass=bool(c['vgg_single_pass']),
-        pool_impl=pool_impl, input_channels=int(c.get('vgg_input_channels', 3)))
+        vgg_options={**(vgg_options or {}),
+                     'input_channels': int(c.get('vgg_input_channels', 3))})
     if c['perceptual_weight']:
       terms['perceptual'] = c['perceptual_weight'] * perceptual
     if c['style_weight']:

@@ -30,6 +30,7 @@ class ConvNormRelu(nn.Module):
   norm: str = 'none'
   dilation: int = 1
   dtype: Any = jnp.float32
+  relu_impl: str = 'output'
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -37,7 +38,7 @@ class ConvNormRelu(nn.Module):
                 use_bias=self.norm == 'none', dtype=self.dtype)(x)
     if self.norm == 'batch':
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
-    return nn.relu(x)
+    return ops.relu(x, self.relu_impl)
 
 
 class UNet(nn.Module):
@@ -49,8 +50,9 @@ class UNet(nn.Module):
     norm: 'none' or 'batch'.
     upsample: 'resize' (nearest + 3x3 conv) or 'transpose' (2x2 stride-2 conv).
     dtype: compute dtype; params stay float32.
-    pool_impl, upsample_impl: how max pooling and 'resize' upsampling are computed
-      (`ops.POOL_IMPLS`, `ops.UPSAMPLE_IMPLS`): the same functions and params either way.
+    pool_impl, upsample_impl, relu_impl: how max pooling, 'resize' upsampling and ReLU are
+      computed (`ops.POOL_IMPLS`, `ops.UPSAMPLE_IMPLS`, `ops.RELU_IMPLS`): the same
+      functions and params every way.
   """
   widths: Sequence[int] = WIDTHS['small']
   bottleneck: str = 'dilated'
@@ -59,10 +61,12 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32
   pool_impl: str = 'reshape'
   upsample_impl: str = 'subpixel'
+  relu_impl: str = 'output'
 
   def _block(self, x, features, *, train):
     for _ in range(2):
-      x = ConvNormRelu(features, self.norm, dtype=self.dtype)(x, train=train)
+      x = ConvNormRelu(features, self.norm, dtype=self.dtype,
+                       relu_impl=self.relu_impl)(x, train=train)
     return x
 
   @nn.compact
@@ -76,7 +80,8 @@ class UNet(nn.Module):
     bottleneck_width = 2 * self.widths[-1]
     if self.bottleneck == 'dilated':
       for rate in DILATIONS:
-        x = ConvNormRelu(bottleneck_width, self.norm, rate, self.dtype)(x, train=train)
+        x = ConvNormRelu(bottleneck_width, self.norm, rate, self.dtype,
+                         self.relu_impl)(x, train=train)
     else:
       x = self._block(x, bottleneck_width, train=train)
     # Names as nn.Conv's automatic ones, so every upsample_impl shares one params tree.
@@ -106,7 +111,7 @@ def create_model(model_config) -> UNet:
   return UNet(widths=WIDTHS[model_config.size], bottleneck=model_config.bottleneck,
               norm=model_config.norm, upsample=model_config.upsample,
               dtype=jnp.dtype(model_config.dtype), pool_impl=model_config.pool_impl,
-              upsample_impl=model_config.upsample_impl)
+              upsample_impl=model_config.upsample_impl, relu_impl=model_config.relu_impl)
 
 
 def size_multiple(model_config) -> int:

@@ -8,6 +8,8 @@ and standard convolutions only:
 - `max_pool_2x2(x, 'reshape')`: the max over a [.., 2, .., 2, ..] view; its gradient goes,
   as select-and-scatter's does, to the first maximum of each window in row-major order, so
   both implementations give identical values and gradients.
+- `relu(x, 'output')`: the derivative read from the output, so no pre-activation is kept and
+  XLA may fuse the ReLU into the conv before it (cuDNN conv + bias + ReLU).
 - `upsample_nearest_2x(x, 'repeat')`: a broadcast; its gradient is a sum over 2x2 blocks.
 - `upsample_conv_2x(x, kernel, bias, 'subpixel')`: nearest 2x upsampling followed by a 3x3
   'SAME' conv equals, for each of the 4 output phases (a, b), a 2x2 conv on the small grid
@@ -17,7 +19,7 @@ and standard convolutions only:
   larger upsampled tensor is never written, and the conv's output width is 4x wider, which
   suits tensor cores better. Same parameters as the 3x3 conv it replaces.
 
-The `impl` names 'reduce_window' and 'gather' keep the plain forms, for comparison;
+The `impl` names 'reduce_window', 'input' and 'gather' keep the plain forms, for comparison;
 BENCHMARKS.md times every form on one GPU.
 """
 
@@ -28,7 +30,34 @@ import jax
 import jax.numpy as jnp
 
 POOL_IMPLS = ('reshape', 'reduce_window')
+RELU_IMPLS = ('output', 'input')
 UPSAMPLE_IMPLS = ('subpixel', 'repeat', 'gather')
+
+
+@jax.custom_jvp
+def _relu_from_output(x):
+  return jnp.maximum(x, jnp.zeros((), x.dtype))
+
+
+@_relu_from_output.defjvp
+def _relu_from_output_jvp(primals, tangents):
+  y = _relu_from_output(primals[0])
+  return y, jax.lax.select(y > 0, tangents[0], jax.lax.full_like(tangents[0], 0))
+
+
+def relu(x, impl: str = 'output'):
+  """max(x, 0); 'output' takes the derivative from the output (y > 0), 'input' (as
+  jax.nn.relu) from the input (x > 0): the same values and gradients.
+
+  With 'output' the backward pass needs only the ReLU's output, so XLA can fuse conv + bias +
+  ReLU into one cuDNN call; with 'input' the pre-activation must be kept too, and the ReLU
+  runs as a separate kernel.
+  """
+  if impl == 'output':
+    return _relu_from_output(x)
+  if impl == 'input':
+    return jax.nn.relu(x)
+  raise ValueError(f'relu impl {impl!r} is unknown; use one of {list(RELU_IMPLS)}')
 
 
 def _windows(x):

@@ -88,6 +88,7 @@ def make_train_step(model, tx, loss_config, mask_config, mesh):
   num_patches, patch_size = mask_config.num_patches, mask_config.patch_size
   fixed = bool(mask_config.fixed)
   use_batch_norm = model.norm == 'batch'
+  vgg_options = {'pool_impl': model.pool_impl, 'relu_impl': model.relu_impl}
 
   def step_fn(state, images, vgg_params, base_key):
     images = to_float_images(images)
@@ -108,7 +109,7 @@ def make_train_step(model, tx, loss_config, mask_config, mesh):
       loss, terms = losses.total_loss(prediction=prediction, target=images,
                                       hole_mask=hole_mask, loss_config=loss_config,
                                       vgg_params=vgg_params, dtype=model.dtype,
-                                      pool_impl=model.pool_impl)
+                                      vgg_options=vgg_options)
       return loss, (terms, updates)
 
     grads, (terms, updates) = jax.grad(loss_fn, has_aux=True)(state.params)

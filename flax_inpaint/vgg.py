@@ -64,12 +64,14 @@ class VGG16Features(nn.Module):
     taps: names of the outputs to return (relu1_2 .. relu5_3, pool1 .. pool5).
     dtype: compute dtype (accumulation stays float32 in the loss).
     pool_impl: how max pooling is computed (`ops.POOL_IMPLS`; same values and gradients).
+    relu_impl: how ReLU is differentiated (`ops.RELU_IMPLS`; same values and gradients).
     input_channels: zero-pad the normalised image's channels and conv1_1's kernel to this
       many (>= 3): the same features, faster conv kernels on GPUs; params unchanged.
   """
   taps: Sequence[str] = ('relu1_2', 'relu2_2', 'relu3_3')
   dtype: Any = jnp.float32
   pool_impl: str = 'reshape'
+  relu_impl: str = 'output'
   input_channels: int = 3
 
   @nn.compact
@@ -87,7 +89,7 @@ class VGG16Features(nn.Module):
         conv = (_PaddedInputConv(width, self.input_channels, self.dtype, name='conv1_1')
                 if (block, i) == (1, 1) and self.input_channels != 3 else
                 nn.Conv(width, (3, 3), padding=1, dtype=self.dtype, name=f'conv{block}_{i}'))
-        x = nn.relu(conv(x))
+        x = ops.relu(conv(x), self.relu_impl)
       features[f'relu{block}_{num_convs}'] = x
       if 2 * block + 1 > deepest:
         break
@@ -126,10 +128,13 @@ def init_random_params(seed: int = 0):
 
 
 def vgg16_features(params, images, taps=('relu1_2', 'relu2_2', 'relu3_3'),
-                   dtype=jnp.float32, pool_impl='reshape', input_channels=3):
-  """Features of `images` (NHWC, [0, 1]) at the named taps, as a dict."""
-  return VGG16Features(taps=tuple(taps), dtype=dtype, pool_impl=pool_impl,
-                       input_channels=input_channels).apply({'params': params}, images)
+                   dtype=jnp.float32, **options):
+  """Features of `images` (NHWC, [0, 1]) at the named taps, as a dict.
+
+  `options`: more VGG16Features attributes (pool_impl, relu_impl, input_channels).
+  """
+  return VGG16Features(taps=tuple(taps), dtype=dtype, **options).apply(
+      {'params': params}, images)
 
 
 # ----------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_benchmark_prints_json_on_cpu():
   assert report['gflop_per_image'] > 0
   # The default sub-pixel form does the plain form's FLOPs (its zero taps included).
   assert report['gflop_per_image'] == report['model_gflop_per_image']
-  assert report['ops'] == 'reshape/subpixel'
+  assert report['ops'] == 'reshape/subpixel/relu_output/vgg_in_3'
 
 
 def test_reference_workload_counts_227_gflop_per_image():

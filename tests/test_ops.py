@@ -1,5 +1,7 @@
 """The fast pooling / upsampling forms compute the same functions as the plain ones."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +32,26 @@ def test_max_pool_reshape_equals_reduce_window_values_and_gradients(dtype):
   np.testing.assert_array_equal(np.asarray(grads['reshape'], np.float32),
                                 np.asarray(grads['reduce_window'], np.float32))
   assert outs['reshape'].dtype == grads['reshape'].dtype == dtype
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_relu_from_output_equals_jax_relu_values_and_gradients(dtype):
+  x = jnp.asarray(np.random.default_rng(6).integers(-3, 4, (5, 7)), dtype)  # Zeros too.
+  cotangent = jnp.asarray(np.random.default_rng(7).normal(size=(5, 7)), dtype)
+  results = {}
+  for impl in ops.RELU_IMPLS:
+    out, vjp = jax.vjp(lambda v, impl=impl: ops.relu(v, impl), x)
+    results[impl] = (out, *vjp(cotangent))
+  for got, want in zip(results['output'], results['input']):
+    np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
+  np.testing.assert_array_equal(np.asarray(results['output'][1], np.float32),
+                                np.where(np.asarray(x, np.float32) > 0,
+                                         np.asarray(cotangent, np.float32), 0))
+  # Second derivative (jvp of jvp) agrees too.
+  second = {impl: jax.grad(lambda v, impl=impl: jax.grad(
+      lambda u: jnp.sum(ops.relu(u, impl) ** 2))(v).sum())(x.astype(jnp.float32))
+            for impl in ops.RELU_IMPLS}
+  np.testing.assert_array_equal(second['output'], second['input'])
 
 
 def test_max_pool_gradient_picks_first_maximum_in_row_major_order():
@@ -98,7 +120,8 @@ def test_unet_same_params_and_function_for_every_impl():
   rng = np.random.default_rng(4)
   image = jnp.asarray(rng.uniform(size=(2, 16, 16, 3)), jnp.float32)
   hole = jnp.asarray(rng.uniform(size=(2, 16, 16, 1)) > 0.7, jnp.float32)
-  base = models.UNet(widths=(4, 8), pool_impl='reduce_window', upsample_impl='gather')
+  base = models.UNet(widths=(4, 8), pool_impl='reduce_window', upsample_impl='gather',
+                     relu_impl='input')
   params = base.init(jax.random.key(0), image, hole)['params']
   # nn.Conv's automatic names (2 upsample convs, the 1x1 output conv): checkpoints of
   # the plain U-Net restore into every impl.
@@ -106,10 +129,10 @@ def test_unet_same_params_and_function_for_every_impl():
   assert params['Conv_0']['kernel'].shape == (3, 3, 16, 8)
   assert params['Conv_2']['kernel'].shape == (1, 1, 4, 3)
   want = base.apply({'params': params}, image, hole)
-  for pool in ops.POOL_IMPLS:
-    for upsample in ops.UPSAMPLE_IMPLS:
-      model = models.UNet(widths=(4, 8), pool_impl=pool, upsample_impl=upsample)
-      fresh = model.init(jax.random.key(0), image, hole)['params']
-      jax.tree.map(np.testing.assert_array_equal, fresh, params)  # Same init, same tree.
-      np.testing.assert_allclose(model.apply({'params': params}, image, hole), want,
-                                 rtol=1e-5, atol=1e-6, err_msg=f'{pool}/{upsample}')
+  for pool, upsample, relu in itertools.product(ops.POOL_IMPLS, ops.UPSAMPLE_IMPLS,
+                                                ops.RELU_IMPLS):
+    model = models.UNet(widths=(4, 8), pool_impl=pool, upsample_impl=upsample, relu_impl=relu)
+    fresh = model.init(jax.random.key(0), image, hole)['params']
+    jax.tree.map(np.testing.assert_array_equal, fresh, params)  # Same init, same tree.
+    np.testing.assert_allclose(model.apply({'params': params}, image, hole), want,
+                               rtol=1e-5, atol=1e-6, err_msg=f'{pool}/{upsample}/{relu}')

@@ -187,20 +187,22 @@ def test_fetch_offline_is_a_clear_error(tmp_path, monkeypatch):
     vgg.fetch(tmp_path / vgg.WEIGHTS_FILE)
 
 
-@pytest.mark.parametrize('pool_impl', ['reshape', 'reduce_window'])
-def test_padded_input_channels_and_pool_impl_give_the_same_features(pool_impl):
+@pytest.mark.parametrize('pool_impl,relu_impl', [('reshape', 'output'),
+                                                ('reduce_window', 'input')])
+def test_padded_input_channels_and_impls_give_the_same_features(pool_impl, relu_impl):
   params = vgg.init_random_params(seed=3)
   images = jnp.asarray(np.random.default_rng(5).uniform(size=(2, 16, 16, 3)), jnp.float32)
   taps = ('relu1_2', 'pool1', 'relu2_2')
 
-  def features_and_grad(input_channels, impl):
+  def features_and_grad(input_channels, pool, relu):
     def total(x):
-      feats = vgg.vgg16_features(params, x, taps, pool_impl=impl, input_channels=input_channels)
+      feats = vgg.vgg16_features(params, x, taps, pool_impl=pool, relu_impl=relu,
+                                 input_channels=input_channels)
       return sum(jnp.sum(jnp.sin(f)) for f in feats.values()), feats
     return jax.value_and_grad(total, has_aux=True)(images)
 
-  (_, want), want_grad = features_and_grad(3, 'reduce_window')
-  (_, got), got_grad = features_and_grad(8, pool_impl)
+  (_, want), want_grad = features_and_grad(3, 'reduce_window', 'input')
+  (_, got), got_grad = features_and_grad(8, pool_impl, relu_impl)
   for tap in taps:
     np.testing.assert_allclose(got[tap], want[tap], rtol=1e-5, atol=1e-5, err_msg=tap)
   np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-6)
