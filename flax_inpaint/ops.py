@@ -1,4 +1,4 @@
-"""2x2 max pooling and nearest 2x upsampling + 3x3 conv, in forms that run fast on GPUs.
+"""2x2 max pooling, ReLU and nearest 2x upsampling + 3x3 conv, in forms fast on GPUs.
 
 XLA lowers `nn.max_pool`'s gradient to select-and-scatter and the gather of
 `jax.image.resize(..., 'nearest')` to a scatter-add: both scatter with atomics on GPUs.
@@ -16,11 +16,11 @@ and standard convolutions only:
   whose taps are sums of the 3x3 kernel's (the taps that read one small-grid pixel twice
   add up). The four phase kernels, zero-padded to 3x3, make one standard 3x3 conv with 4x
   the output channels on the small grid, followed by a depth-to-space reshape: the 4x
-  larger upsampled tensor is never written, and the conv's output width is 4x wider, which
-  suits tensor cores better. Same parameters as the 3x3 conv it replaces.
+  larger upsampled tensor is never written, and the conv's 4x more output channels suit
+  tensor cores better. Same parameters as the 3x3 conv it replaces.
 
 The `impl` names 'reduce_window', 'input' and 'gather' keep the plain forms, for comparison;
-BENCHMARKS.md times every form on one GPU.
+BENCHMARKS.md gives the speed of each form measured on one GPU.
 """
 
 from typing import Any
