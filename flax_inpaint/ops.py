@@ -73,13 +73,14 @@ def _max_pool_reshape(x):
 
 
 def _max_pool_reshape_fwd(x):
-  return _max_pool_reshape(x), x
+  pooled = _max_pool_reshape(x)
+  return pooled, (x, pooled)  # The pooled output is kept anyway: the next layer reads it.
 
 
-def _max_pool_reshape_bwd(x, grad):
+def _max_pool_reshape_bwd(residuals, grad):
+  x, pooled = residuals
   windows = _windows(x)
-  maximum = jnp.max(windows, axis=(2, 4))[:, :, None, :, None, :]
-  is_max = windows == maximum
+  is_max = windows == pooled[:, :, None, :, None, :]
   # The first maximum in row-major window order takes the gradient (as XLA's
   # select-and-scatter with `ge` does); later ties get none.
   flat = [is_max[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
@@ -168,7 +169,14 @@ class UpsampleConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (3, 3, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    kernel, bias = conv3x3_params(self, x.shape[-1], self.features)
     return upsample_conv_2x(x, kernel, bias, self.impl, self.dtype)
+
+
+def conv3x3_params(module: nn.Module, in_features: int, features: int):
+  """(kernel, bias) params of `module` named, shaped and initialised as
+  `nn.Conv(features, (3, 3))`'s, for modules that compute the conv their own way."""
+  kernel = module.param('kernel', nn.initializers.lecun_normal(),
+                        (3, 3, in_features, features), jnp.float32)
+  bias = module.param('bias', nn.initializers.zeros_init(), (features,), jnp.float32)
+  return kernel, bias

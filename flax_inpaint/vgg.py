@@ -109,9 +109,7 @@ class _PaddedInputConv(nn.Module):
     if self.channels < x.shape[-1]:
       raise ValueError(f'input_channels={self.channels} is below the {x.shape[-1]} channels '
                        'of the images')
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (3, 3, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    kernel, bias = ops.conv3x3_params(self, x.shape[-1], self.features)
     extra = self.channels - x.shape[-1]
     x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra))).astype(self.dtype)
     kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, extra), (0, 0))).astype(self.dtype)

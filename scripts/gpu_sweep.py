@@ -32,9 +32,10 @@ OLD = ['--config.model.pool_impl=reduce_window', '--config.model.upsample_impl=g
        '--config.model.relu_impl=input']
 LOOP = ['--mode=loop', '--steps=90', '--config.train.log_every=20',
         '--config.train.checkpoint_every=25']
+PROFILE_DIR = '/tmp/profile_new'
 RUNS = {  # name: extra benchmark flags (defaults: reshape pooling, sub-pixel upsampling,
   # ReLU derivative from the output).
-    'new_loop': LOOP + ['--profile_dir=/tmp/profile_new'],
+    'new_loop': LOOP + [f'--profile_dir={PROFILE_DIR}'],
     'new_warm': [],
     'new': [],
     'old': OLD,  # The code measured on the H100 on 2026-11-27.
@@ -48,7 +49,7 @@ RUNS = {  # name: extra benchmark flags (defaults: reshape pooling, sub-pixel up
     'new_fp32': ['--config.model.dtype=float32'],
     'old_fp32': OLD + ['--config.model.dtype=float32'],
 }
-HLO_RUNS = ('new_loop',)
+PROFILED_RUN = 'new_loop'  # Also dumps its optimised HLO.
 
 
 def command(*flag_lists, extra=()):
@@ -91,7 +92,7 @@ def main():
   cache, hlo = '/tmp/jax_cache_sweep', '/tmp/hlo_sweep'
   for name in names:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    if name in HLO_RUNS:
+    if name == PROFILED_RUN:
       env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + f' --xla_dump_to={hlo}'
                           ' --xla_dump_hlo_as_text --xla_dump_hlo_module_re=jit_step_fn')
     cmd = command(RUNS[name], [f'--config.compilation_cache_dir={cache}'],
@@ -115,17 +116,17 @@ def main():
     else:
       with open(out / 'errors.txt', 'a') as f:
         f.write(f'== {name}: {" ".join(cmd)}\n{stderr.read_text()[-3000:]}\n')
-    if name == 'new_loop' and pathlib.Path('/tmp/profile_new').exists():
+    if name == PROFILED_RUN and pathlib.Path(PROFILE_DIR).exists():
       dumps = sorted(pathlib.Path(hlo).glob('*jit_step_fn*gpu_after_optimizations.txt'))
       summary = subprocess.run([sys.executable, str(REPO / 'scripts/profile_summary.py'),
-                                '/tmp/profile_new', '--top', '60']
+                                PROFILE_DIR, '--top', '60']
                                + ([f'--hlo={dumps[0]}'] if dumps else []),
                                capture_output=True, text=True)
       (out / 'profile_new.txt').write_text(summary.stdout + summary.stderr)
       with tarfile.open(out / 'hlo_and_trace.tgz', 'w:gz') as tar:
         for path in sorted(pathlib.Path(hlo).rglob('*after_optimizations.txt')):
           tar.add(path, arcname=path.name)
-        for path in pathlib.Path('/tmp/profile_new').rglob('perfetto_trace.json.gz'):
+        for path in pathlib.Path(PROFILE_DIR).rglob('perfetto_trace.json.gz'):
           tar.add(path, arcname='perfetto_trace.json.gz')
 
 

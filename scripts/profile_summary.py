@@ -48,13 +48,19 @@ def load(path):
   return data['traceEvents'] if isinstance(data, dict) else data
 
 
-def summarise(events, steps, top, include_host=False):
+def line_names(events):
+  """({pid: process name}, {(pid, tid): thread name}) from the trace's metadata events."""
   processes, threads = {}, {}
   for e in events:
     if e.get('ph') == 'M' and e.get('name') == 'process_name':
       processes[e['pid']] = e['args']['name']
     elif e.get('ph') == 'M' and e.get('name') == 'thread_name':
       threads[(e['pid'], e.get('tid'))] = e['args']['name']
+  return processes, threads
+
+
+def summarise(events, steps, top, include_host=False):
+  processes, threads = line_names(events)
   lines = collections.defaultdict(list)
   for e in events:
     if e.get('ph') != 'X' or 'dur' not in e:
@@ -92,10 +98,7 @@ def by_model_part(events, hlo_text, steps):
   op_names = {}
   for m in re.finditer(r'^\s*%?([\w.\-#]+) = .*?metadata=\{op_name="([^"]+)"', hlo_text, re.M):
     op_names.setdefault(m.group(1), m.group(2))
-  processes = {e['pid']: e['args']['name'] for e in events
-               if e.get('ph') == 'M' and e.get('name') == 'process_name'}
-  threads = {(e['pid'], e.get('tid')): e['args']['name'] for e in events
-             if e.get('ph') == 'M' and e.get('name') == 'thread_name'}
+  processes, threads = line_names(events)
   total = collections.Counter()
   for e in events:
     if (e.get('ph') != 'X' or 'dur' not in e or 'GPU' not in processes.get(e['pid'], '')
