@@ -124,11 +124,11 @@ def time_step(config, num_steps, warmup, profile_dir=None):
       jax.block_until_ready((state, metrics))
   # Counted after the timing, so seconds_to_first_step is what main.py would see.
   flops = conv_flops(jax.make_jaxpr(step)(state, batches[0], vgg_params, key).jaxpr)
-  # The model's FLOPs as the plain forms compute them (upsampling, then a 3x3 conv; VGG16
-  # on 3 input channels).
+  # The model's FLOPs as the plain forms compute them (upsampling, then a 3x3 conv; the
+  # U-Net on 4 input channels, VGG16 on 3).
   plain_loss = {**losses.resolve_loss_config(loss_config), 'vgg_input_channels': 3}
-  plain = steps.make_train_step(model.clone(upsample_impl='gather'), tx, plain_loss,
-                                config.masks, mesh)
+  plain = steps.make_train_step(model.clone(upsample_impl='gather', input_channels=4), tx,
+                                plain_loss, config.masks, mesh)
   model_flops = conv_flops(jax.make_jaxpr(plain)(state, batches[0], vgg_params, key).jaxpr)
   batch = config.train.batch_size
   images_per_s = num_steps * batch / elapsed
@@ -141,7 +141,8 @@ def time_step(config, num_steps, warmup, profile_dir=None):
       'batch': batch, 'image_size': config.data.image_size,
       'model': f'{config.model.size}/{config.model.bottleneck}/{config.model.norm}',
       'ops': (f'{config.model.pool_impl}/{config.model.upsample_impl}/'
-              f'relu_{config.model.relu_impl}/vgg_in_{config.loss.vgg_input_channels}'),
+              f'relu_{config.model.relu_impl}/in_{config.model.input_channels}/'
+              f'vgg_in_{config.loss.vgg_input_channels}'),
       'images_per_s': round(images_per_s, 2),
       'median_ms_per_step': round(1e3 * statistics.median(per_step), 3),
       'compile_s': round(compile_s, 2),

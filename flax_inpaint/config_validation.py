@@ -72,6 +72,9 @@ def validate(config, *, num_devices=None, mode='train'):
   if len(config.loss.perceptual_layers) != len(config.loss.perceptual_layer_weights):
     raise ConfigError('config.loss.perceptual_layer_weights needs one weight per entry '
                       f'of config.loss.perceptual_layers={tuple(config.loss.perceptual_layers)}')
+  if config.model.input_channels < 4:
+    raise ConfigError(f'config.model.input_channels={config.model.input_channels} must be '
+                      '>= 4 (RGB + hole mask; 8 pads them for faster GPU convs)')
   if config.loss.vgg_input_channels < 3:
     raise ConfigError(f'config.loss.vgg_input_channels={config.loss.vgg_input_channels} must '
                       'be >= 3 (the images\' channels; 8 pads them for faster GPU convs)')

@@ -173,10 +173,36 @@ class UpsampleConv(nn.Module):
     return upsample_conv_2x(x, kernel, bias, self.impl, self.dtype)
 
 
-def conv3x3_params(module: nn.Module, in_features: int, features: int):
+def conv3x3_params(module: nn.Module, in_features: int, features: int, use_bias: bool = True):
   """(kernel, bias) params of `module` named, shaped and initialised as
-  `nn.Conv(features, (3, 3))`'s, for modules that compute the conv their own way."""
+  `nn.Conv(features, (3, 3), use_bias=use_bias)`'s (bias None without one), for modules
+  that compute the conv their own way."""
   kernel = module.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, in_features, features), jnp.float32)
+  if not use_bias:
+    return kernel, None
   bias = module.param('bias', nn.initializers.zeros_init(), (features,), jnp.float32)
   return kernel, bias
+
+
+class PaddedInputConv(nn.Module):
+  """nn.Conv(features, (3, 3), padding=1) whose input channels are zero-padded to `channels`
+  (and the kernel's input rows with them): the same outputs and params as the plain conv,
+  but GPUs run convolutions on few input channels (3 or 4) on slow generic kernels."""
+  features: int
+  channels: int
+  use_bias: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    if self.channels < x.shape[-1]:
+      raise ValueError(f'input_channels={self.channels} is below the {x.shape[-1]} input '
+                       'channels')
+    kernel, bias = conv3x3_params(self, x.shape[-1], self.features, self.use_bias)
+    extra = self.channels - x.shape[-1]
+    x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra))).astype(self.dtype)
+    kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, extra), (0, 0))).astype(self.dtype)
+    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y if bias is None else y + bias.astype(self.dtype)

@@ -19,7 +19,6 @@ import zipfile
 from typing import Any, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -86,7 +85,8 @@ class VGG16Features(nn.Module):
       if 2 * block > deepest:
         break
       for i in range(1, num_convs + 1):
-        conv = (_PaddedInputConv(width, self.input_channels, self.dtype, name='conv1_1')
+        conv = (ops.PaddedInputConv(width, self.input_channels, dtype=self.dtype,
+                                    name='conv1_1')
                 if (block, i) == (1, 1) and self.input_channels != 3 else
                 nn.Conv(width, (3, 3), padding=1, dtype=self.dtype, name=f'conv{block}_{i}'))
         x = ops.relu(conv(x), self.relu_impl)
@@ -96,26 +96,6 @@ class VGG16Features(nn.Module):
       x = ops.max_pool_2x2(x, self.pool_impl)
       features[f'pool{block}'] = x
     return {tap: features[tap] for tap in self.taps}
-
-
-class _PaddedInputConv(nn.Module):
-  """nn.Conv(features, (3, 3), padding=1) with its input channels zero-padded (same params)."""
-  features: int
-  channels: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x):
-    if self.channels < x.shape[-1]:
-      raise ValueError(f'input_channels={self.channels} is below the {x.shape[-1]} channels '
-                       'of the images')
-    kernel, bias = ops.conv3x3_params(self, x.shape[-1], self.features)
-    extra = self.channels - x.shape[-1]
-    x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra))).astype(self.dtype)
-    kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, extra), (0, 0))).astype(self.dtype)
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
-                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    return y + bias.astype(self.dtype)
 
 
 def init_random_params(seed: int = 0):

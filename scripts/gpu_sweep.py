@@ -6,9 +6,10 @@ Each run is one `python -m flax_inpaint.benchmark` process. All share one persis
 compilation cache, so XLA's autotuning results (kept there too) are reused by later runs:
 their compile times are not comparable, their step times are. `new_loop` also times the
 training loop and writes a profile and the optimised HLO; `new_warm` then starts from the
-warm cache (seconds to the first step). As each run ends, its JSON line (with 'run': name) is appended
-to OUT/results.jsonl and a table row to OUT/sweep.log (failures: OUT/errors.txt); the
-profile summary goes to OUT/profile_new.txt (scripts/profile_summary.py).
+warm cache (seconds to the first step). As each run ends, its JSON line (with 'run': name)
+is appended to OUT/results.jsonl and a table row to OUT/sweep.log (failures:
+OUT/errors.txt); the profile summary goes to OUT/profile_new.txt and OUT/layers_new.txt
+(scripts/profile_summary.py).
 
 Compiling several variants in parallel processes on one GPU does not pay: tried on an H200
 (2026-11-27), nine concurrent compiles contended in XLA's autotuner (GPU timers and memory)
@@ -45,6 +46,8 @@ RUNS = {  # name: extra benchmark flags (defaults: reshape pooling, sub-pixel up
     'repeat': ['--config.model.upsample_impl=repeat', '--config.model.relu_impl=input'],
     'relu_input': ['--config.model.relu_impl=input'],  # 1,437.1 images/s on an H200.
     'vgg_pad8': ['--config.loss.vgg_input_channels=8'],
+    'unet_pad8': ['--config.model.input_channels=8'],
+    'pad8': ['--config.loss.vgg_input_channels=8', '--config.model.input_channels=8'],
     'new_unet_only': ['--config.loss.perceptual_weight=0'],
     'new_fp32': ['--config.model.dtype=float32'],
     'old_fp32': OLD + ['--config.model.dtype=float32'],
@@ -118,11 +121,12 @@ def main():
         f.write(f'== {name}: {" ".join(cmd)}\n{stderr.read_text()[-3000:]}\n')
     if name == PROFILED_RUN and pathlib.Path(PROFILE_DIR).exists():
       dumps = sorted(pathlib.Path(hlo).glob('*jit_step_fn*gpu_after_optimizations.txt'))
-      summary = subprocess.run([sys.executable, str(REPO / 'scripts/profile_summary.py'),
-                                PROFILE_DIR, '--top', '60']
-                               + ([f'--hlo={dumps[0]}'] if dumps else []),
-                               capture_output=True, text=True)
-      (out / 'profile_new.txt').write_text(summary.stdout + summary.stderr)
+      for flags, path in (([], 'profile_new.txt'), (['--layers', '--top=0'], 'layers_new.txt')):
+        summary = subprocess.run([sys.executable, str(REPO / 'scripts/profile_summary.py'),
+                                  PROFILE_DIR, '--top=60'] + flags
+                                 + ([f'--hlo={dumps[0]}'] if dumps else []),
+                                 capture_output=True, text=True)
+        (out / path).write_text(summary.stdout + summary.stderr)
       with tarfile.open(out / 'hlo_and_trace.tgz', 'w:gz') as tar:
         for path in sorted(pathlib.Path(hlo).rglob('*after_optimizations.txt')):
           tar.add(path, arcname=path.name)

@@ -1,13 +1,15 @@
 """Summarises a `jax.profiler.trace(..., create_perfetto_trace=True)` trace: device time per op.
 
   python scripts/profile_summary.py PROFILE_DIR_OR_perfetto_trace.json.gz [--steps 3] [--top 30]
-      [--hlo OPTIMISED_HLO.txt]
+      [--hlo OPTIMISED_HLO.txt[.gz]] [--layers]
 
 Prints, per device line (stream / 'XLA Ops'), the busy time per step and the ops that take
 it, grouped by name and by a coarse kind (conv, gemm, fusion, scatter, copy, ...). With
 --hlo (the step's `*after_optimizations.txt` from XLA_FLAGS=--xla_dump_to), also the time
 per model part (U-Net / VGG16, forward / backward, convolutions / other kernels), read from
-each kernel's op_name metadata. Standard library only, so it runs on a bare GPU image.
+each kernel's op_name metadata; with --layers too, the time per layer (VGG16 conv1_1 ..,
+U-Net ConvNormRelu_0 .., Conv_0 ..) and pass. Standard library only, so it runs on a bare GPU
+image.
 """
 
 import argparse
@@ -93,8 +95,20 @@ def summarise(events, steps, top, include_host=False):
   return '\n'.join(out)
 
 
-def by_model_part(events, hlo_text, steps):
-  """Markdown rows: (part, direction, kind, ms per step, share) of the compute stream."""
+def read_text(path):
+  path = pathlib.Path(path)
+  if path.suffix == '.gz':
+    with gzip.open(path, 'rt') as f:
+      return f.read()
+  return path.read_text()
+
+
+LAYER = re.compile(r'(conv\d_\d|ConvNormRelu_\d+|Conv_\d+)')
+
+
+def by_model_part(events, hlo_text, steps, layers=False):
+  """Markdown rows: (part, [layer,] direction, kind, ms per step, share) of the compute
+  stream, from each kernel's HLO op_name metadata."""
   op_names = {}
   for m in re.finditer(r'^\s*%?([\w.\-#]+) = .*?metadata=\{op_name="([^"]+)"', hlo_text, re.M):
     op_names.setdefault(m.group(1), m.group(2))
@@ -109,12 +123,16 @@ def by_model_part(events, hlo_text, steps):
     part = 'VGG16' if 'VGG16' in meta else 'U-Net' if 'UNet' in meta else 'rest'
     direction = '' if part == 'rest' else 'backward' if 'transpose(' in meta else 'forward'
     kind = 'convolutions' if 'cudnn' in op else 'other kernels'
-    total[(part, direction, kind)] += e['dur']
+    layer = LAYER.findall(meta) if part != 'rest' else []
+    key = (part, layer[0] if layer else '') if layers else (part,)
+    total[key + (direction, kind)] += e['dur']
   whole = sum(total.values()) or 1
-  rows = [f'| {p} | {d} | {k} | {v / 1e3 / steps:.2f} | {100 * v / whole:.0f}% |'
-          for (p, d, k), v in total.most_common()]
-  return '\n'.join(['| part | pass | kernels | ms per step | share |', '|---|---|---|---|---|']
-                   + rows + [f'| all | | | {whole / 1e3 / steps:.2f} | 100% |'])
+  head = ['part'] + (['layer'] if layers else []) + ['pass', 'kernels', 'ms per step', 'share']
+  rows = [f'| {" | ".join(key)} | {v / 1e3 / steps:.2f} | {100 * v / whole:.0f}% |'
+          for key, v in total.most_common()]
+  blanks = ' |' * (len(head) - 3)
+  return '\n'.join([f'| {" | ".join(head)} |', '|---' * len(head) + '|'] + rows
+                   + [f'| all |{blanks} {whole / 1e3 / steps:.2f} | 100% |'])
 
 
 def main():
@@ -124,10 +142,11 @@ def main():
   parser.add_argument('--top', type=int, default=30)
   parser.add_argument('--include_host', action='store_true')
   parser.add_argument('--hlo', help='The traced step\'s optimised HLO text (see above).')
+  parser.add_argument('--layers', action='store_true', help='With --hlo: per layer too.')
   args = parser.parse_args()
   events = load(args.trace)
   if args.hlo:
-    print(by_model_part(events, pathlib.Path(args.hlo).read_text(), args.steps))
+    print(by_model_part(events, read_text(args.hlo), args.steps, args.layers))
   print(summarise(events, args.steps, args.top, args.include_host))
 
 

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 CORE_MODULES = ('models', 'ops', 'vgg', 'losses', 'masks', 'steps', 'sharding', 'checkpointing',
@@ -28,9 +30,11 @@ def test_core_imports_without_tensorflow_or_clu():
   assert result.stdout.strip() == '[]'
 
 
-def test_benchmark_prints_json_on_cpu():
+@pytest.mark.parametrize('padded', [False, True])
+def test_benchmark_prints_json_on_cpu(padded):
+  flags = ['--config.model.input_channels=8', '--config.loss.vgg_input_channels=8']
   result = run_python(['-m', 'flax_inpaint.benchmark', '--config=configs/test.py',
-                       '--steps=2', '--warmup=1'])
+                       '--steps=2', '--warmup=1'] + (flags if padded else []))
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   for key in ('device', 'dtype', 'batch', 'images_per_s', 'median_ms_per_step', 'compile_s',
@@ -39,9 +43,12 @@ def test_benchmark_prints_json_on_cpu():
     assert key in report, key
   assert report['batch'] == 4 and report['images_per_s'] > 0
   assert report['gflop_per_image'] > 0
-  # The default sub-pixel form does the plain form's FLOPs (its zero taps included).
-  assert report['gflop_per_image'] == report['model_gflop_per_image']
-  assert report['ops'] == 'reshape/subpixel/relu_output/vgg_in_3'
+  if padded:  # The zero channels are computed, but the model's FLOPs are the plain ones'.
+    assert report['gflop_per_image'] > report['model_gflop_per_image']
+    assert report['ops'] == 'reshape/subpixel/relu_output/in_8/vgg_in_8'
+  else:  # The default sub-pixel form does the plain form's FLOPs (its zero taps included).
+    assert report['gflop_per_image'] == report['model_gflop_per_image']
+    assert report['ops'] == 'reshape/subpixel/relu_output/in_4/vgg_in_3'
 
 
 def test_reference_workload_counts_227_gflop_per_image():

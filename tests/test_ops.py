@@ -2,6 +2,7 @@
 
 import itertools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -129,10 +130,46 @@ def test_unet_same_params_and_function_for_every_impl():
   assert params['Conv_0']['kernel'].shape == (3, 3, 16, 8)
   assert params['Conv_2']['kernel'].shape == (1, 1, 4, 3)
   want = base.apply({'params': params}, image, hole)
-  for pool, upsample, relu in itertools.product(ops.POOL_IMPLS, ops.UPSAMPLE_IMPLS,
-                                                ops.RELU_IMPLS):
-    model = models.UNet(widths=(4, 8), pool_impl=pool, upsample_impl=upsample, relu_impl=relu)
+  for pool, upsample, relu, channels in itertools.product(ops.POOL_IMPLS, ops.UPSAMPLE_IMPLS,
+                                                          ops.RELU_IMPLS, (4, 8)):
+    model = models.UNet(widths=(4, 8), pool_impl=pool, upsample_impl=upsample, relu_impl=relu,
+                        input_channels=channels)
     fresh = model.init(jax.random.key(0), image, hole)['params']
     jax.tree.map(np.testing.assert_array_equal, fresh, params)  # Same init, same tree.
     np.testing.assert_allclose(model.apply({'params': params}, image, hole), want,
-                               rtol=1e-5, atol=1e-6, err_msg=f'{pool}/{upsample}/{relu}')
+                               rtol=1e-5, atol=1e-6,
+                               err_msg=f'{pool}/{upsample}/{relu}/{channels}')
+
+
+@pytest.mark.parametrize('use_bias', [True, False])
+def test_padded_input_conv_equals_conv_values_and_gradients(use_bias):
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.normal(size=(2, 8, 8, 4)), jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(2, 8, 8, 5)), jnp.float32)
+  plain = nn.Conv(5, (3, 3), use_bias=use_bias)
+  padded = ops.PaddedInputConv(5, 8, use_bias)
+  params = plain.init(jax.random.key(1), x)['params']
+  jax.tree.map(np.testing.assert_array_equal, padded.init(jax.random.key(1), x)['params'],
+               params)
+  if use_bias:  # A nonzero bias, so its gradient and its add are checked too.
+    params = {**params, 'bias': jnp.asarray(rng.normal(size=5), jnp.float32)}
+
+  def value_and_grads(module):
+    loss = lambda p, x: jnp.sum(module.apply({'params': p}, x) * weights)
+    return jax.value_and_grad(loss, argnums=(0, 1))(params, x)
+
+  want_value, want_grads = value_and_grads(plain)
+  value, grads = value_and_grads(padded)
+  np.testing.assert_allclose(value, want_value, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), grads,
+               want_grads)
+  with pytest.raises(ValueError, match='input_channels=3 is below the 4 input channels'):
+    ops.PaddedInputConv(5, 3).init(jax.random.key(1), x)
+
+
+def test_unet_input_channels_keeps_the_params_tree_with_batch_norm():
+  image, hole = jnp.zeros((1, 16, 16, 3)), jnp.zeros((1, 16, 16, 1))
+  trees = [jax.tree.map(jnp.shape, models.UNet(widths=(4, 8), norm='batch', input_channels=c)
+                        .init(jax.random.key(0), image, hole)) for c in (4, 8)]
+  assert trees[0] == trees[1]
+  assert 'bias' not in trees[1]['params']['ConvNormRelu_0']['Conv_0']

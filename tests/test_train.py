@@ -100,6 +100,7 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path, test_config):
     ('model.upsample_impl', 'bilinear', "config.model.upsample_impl='bilinear' is unknown"),
     ('model.pool_impl', 'avg', "config.model.pool_impl='avg' is unknown"),
     ('model.relu_impl', 'gelu', "config.model.relu_impl='gelu' is unknown"),
+    ('model.input_channels', 3, 'config.model.input_channels=3 must be >= 4'),
     ('loss.vgg_input_channels', 2, 'config.loss.vgg_input_channels=2 must be >= 3'),
     ('loss.perceptual_layers', ('relu1_2', 'relu9_1'), 'config.loss.perceptual_layer'),
 ])
