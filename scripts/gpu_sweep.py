@@ -48,6 +48,9 @@ RUNS = {  # name: extra benchmark flags (defaults: reshape pooling, sub-pixel up
     'vgg_pad8': ['--config.loss.vgg_input_channels=8'],
     'unet_pad8': ['--config.model.input_channels=8'],
     'pad8': ['--config.loss.vgg_input_channels=8', '--config.model.input_channels=8'],
+    # The loop without a checkpoint in its timed steps: new_loop's overhead less this one's
+    # is the checkpoints' share.
+    'loop_no_ckpt': LOOP + ['--config.train.checkpoint_every=1000000'],
     'new_unet_only': ['--config.loss.perceptual_weight=0'],
     'new_fp32': ['--config.model.dtype=float32'],
     'old_fp32': OLD + ['--config.model.dtype=float32'],
