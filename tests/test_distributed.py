@@ -42,3 +42,37 @@ def test_two_processes_match_one(tmp_path):
     np.testing.assert_array_equal(a, b)  # Replicated: bit-identical across processes.
     np.testing.assert_allclose(a, c, rtol=2e-5, atol=1e-6)
   assert any(not np.allclose(a, 0) for a in p0)
+
+
+def test_detect_cluster_only_for_multi_process_launches():
+  from flax_inpaint import distributed  # pylint: disable=g-import-not-at-top
+  srun = {'SLURM_JOB_ID': '77', 'SLURM_STEP_NODELIST': 'node[001-002]', 'SLURM_NTASKS': '4',
+          'SLURM_PROCID': '1', 'SLURM_LOCALID': '1'}
+  assert distributed.detect_cluster(srun) == 'SLURM job 77, 4 tasks'
+  # An salloc shell or a batch script running python directly: no job step.
+  assert distributed.detect_cluster({'SLURM_JOB_ID': '77', 'SLURM_NTASKS': '4'}) is None
+  assert distributed.detect_cluster({**srun, 'SLURM_NTASKS': '1'}) is None
+  assert distributed.detect_cluster({'OMPI_COMM_WORLD_SIZE': '2'}) == 'Open MPI, 2 processes'
+  assert distributed.detect_cluster({'OMPI_COMM_WORLD_SIZE': '1'}) is None
+  assert distributed.detect_cluster({'JAX_COORDINATOR_ADDRESS': 'h:1'}) is not None
+  assert distributed.detect_cluster({}) is None
+
+
+def test_forced_initialize_without_a_coordinator_says_what_to_set():
+  code = '''
+import ml_collections
+from flax_inpaint import distributed
+config = ml_collections.ConfigDict({'initialize': True, 'coordinator_address': None,
+                                    'num_processes': None, 'process_id': None})
+try:
+  distributed.maybe_initialize(config)
+except ValueError as e:
+  print(e)
+'''
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(('SLURM_', 'OMPI_', 'JAX_COORDINATOR'))}
+  result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'jax.distributed.initialize failed' in result.stdout
+  assert '--config.distributed.coordinator_address=HOST:PORT' in result.stdout
