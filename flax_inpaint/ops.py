@@ -1,4 +1,5 @@
-"""2x2 max pooling, ReLU and nearest 2x upsampling + 3x3 conv, in forms fast on GPUs.
+"""2x2 max pooling, ReLU, nearest 2x upsampling + 3x3 conv and first convs, in forms fast on
+GPUs.
 
 XLA lowers `nn.max_pool`'s gradient to select-and-scatter and the gather of
 `jax.image.resize(..., 'nearest')` to a scatter-add: both scatter with atomics on GPUs.
@@ -18,6 +19,9 @@ and standard convolutions only:
   the output channels on the small grid, followed by a depth-to-space reshape: the 4x
   larger upsampled tensor is never written, and the conv's 4x more output channels suit
   tensor cores better. Same parameters as the 3x3 conv it replaces.
+- `PaddedInputConv`: a 3x3 conv on few input channels (the U-Net's RGB + mask, VGG16's RGB)
+  with the input and kernel zero-padded to more (8): the same outputs and parameters; on
+  GPUs, 3- and 4-channel convs run on generic kernels (about 20 TFLOP/s on an H200).
 
 The `impl` names 'reduce_window', 'input' and 'gather' keep the plain forms, for comparison;
 BENCHMARKS.md gives the speed of each form measured on one GPU.
