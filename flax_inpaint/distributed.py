@@ -62,8 +62,8 @@ def maybe_initialize(distributed_config) -> bool:
     jax.distributed.initialize(**kwargs)
   except ValueError as e:
     raise ValueError(
-        f'jax.distributed.initialize failed: {str(e).rstrip(".")}. Outside a detected cluster launch (srun '
-        'with several tasks, mpirun, JAX_COORDINATOR_ADDRESS), set '
+        f'jax.distributed.initialize failed: {str(e).rstrip(".")}. Outside a detected '
+        'cluster launch (srun with several tasks, mpirun, JAX_COORDINATOR_ADDRESS), set '
         '--config.distributed.coordinator_address=HOST:PORT, '
         '--config.distributed.num_processes and --config.distributed.process_id, or leave '
         '--config.distributed.initialize unset for one process.') from e
