@@ -137,8 +137,7 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
         layer_weights=tuple(c['perceptual_layer_weights']),
         distance=c['perceptual_distance'], dtype=dtype,
         with_style=bool(c['style_weight']), single_pass=bool(c['vgg_single_pass']),
-        vgg_options={**(vgg_options or {}),
-                     'input_channels': int(c.get('vgg_input_channels', 3))})
+        vgg_options={**(vgg_options or {}), 'input_channels': c['vgg_input_channels']})
     if c['perceptual_weight']:
       terms['perceptual'] = c['perceptual_weight'] * perceptual
     if c['style_weight']:
