@@ -7,11 +7,11 @@ lr search). Prepare the data once, then train (on a GPU):
   python main.py --config=configs/full.py --workdir=/tmp/full --config.data.data_dir=~/tfds
 """
 
-from configs import default
+from flax_inpaint import defaults
 
 
 def get_config():
-  config = default.get_config()
+  config = defaults.get_config()
   config.model.size = 'small'
   config.model.bottleneck = 'dilated'
   config.model.norm = 'none'

@@ -4,11 +4,11 @@
 Writes lr_sweep.png (loss curves) and lr_sweep.md (final losses) in the workdir.
 """
 
-from configs import overfit
+from flax_inpaint import config_lib
 
 
 def get_config():
-  config = overfit.get_config()
+  config = config_lib.load_sibling(__file__, 'overfit')
   config.sweep.lrs = (1e-4, 3e-4, 1e-3, 3e-3)
   config.train.num_steps = 150  # Short runs: enough to rank the rates on one batch.
   config.train.checkpoint_every = 150

@@ -4,11 +4,11 @@ Adam 3e-4. Time it with
   python -m flax_inpaint.benchmark --config=configs/reference.py --config.model.dtype=bfloat16
 """
 
-from configs import full
+from flax_inpaint import config_lib
 
 
 def get_config():
-  config = full.get_config()
+  config = config_lib.load_sibling(__file__, 'full')
   config.train.batch_size = 64
   config.data.image_size = 256
   config.loss.vgg_weights = 'random'  # Timing does not depend on the weights' values.

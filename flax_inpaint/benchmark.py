@@ -5,10 +5,11 @@
   python -m flax_inpaint.benchmark --config=configs/test.py --mode=loop
 
 Imports neither TensorFlow nor clu: runs on a bare JAX image. `--mode=loop` runs the
-training loop of main.py (`train.run_loop`: host batches, metrics, sample grids,
-checkpoints) and reports it beside the bare step.
+training loop of main.py (`loop.run_loop`: host batches, metrics, checkpoints) and
+reports it beside the bare step.
 """
 
+import dataclasses
 import json
 import os
 import statistics
@@ -18,12 +19,13 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
+import ml_collections
 from ml_collections import config_flags
+import numpy as np
 
-from flax_inpaint import config_validation
-from flax_inpaint import losses
-from flax_inpaint import models
+from flax_inpaint import components as components_lib
+from flax_inpaint import config_lib
+from flax_inpaint import loop
 from flax_inpaint import sharding
 from flax_inpaint import steps
 
@@ -71,16 +73,6 @@ def peak_memory_bytes():
   return stats.get('peak_bytes_in_use')
 
 
-def _setup(config):
-  config_validation.validate(config)
-  from flax_inpaint import train  # pylint: disable=g-import-not-at-top
-  vgg_params, loss_config = train.load_vgg_params(config.loss)
-  mesh = sharding.make_mesh()
-  model = models.create_model(config.model)
-  tx = steps.make_optimizer(config.train)
-  return mesh, model, tx, vgg_params, loss_config
-
-
 def _device_batches(config, mesh, count=4):
   rng = np.random.default_rng(0)
   size = config.data.image_size
@@ -89,11 +81,13 @@ def _device_batches(config, mesh, count=4):
           for _ in range(count)]
 
 
-def time_step(config, num_steps, warmup, profile_dir=None):
+def time_step(components, num_steps, warmup, profile_dir=None):
   """Compile, warm up, then time `num_steps` steps; returns the result dict."""
-  mesh, model, tx, vgg_params, loss_config = _setup(config)
+  config, mesh, model, tx = (components.config, components.mesh, components.model,
+                             components.tx)
+  vgg_params = components.vgg_params
   state = steps.create_train_state(model, tx, config.data.image_size, config.train.seed, mesh)
-  step = steps.make_train_step(model, tx, loss_config, config.masks, mesh)
+  step = steps.make_train_step(model, tx, config, mesh)
   batches = _device_batches(config, mesh)
   key = jax.random.key(0)
   start = time.perf_counter()
@@ -126,9 +120,10 @@ def time_step(config, num_steps, warmup, profile_dir=None):
   flops = conv_flops(jax.make_jaxpr(step)(state, batches[0], vgg_params, key).jaxpr)
   # The model's FLOPs as the plain forms compute them (upsampling, then a 3x3 conv; the
   # U-Net on 4 input channels, VGG16 on 3).
-  plain_loss = {**losses.resolve_loss_config(loss_config), 'vgg_input_channels': 3}
+  plain_config = config.as_configdict()
+  plain_config.impl.vgg_input_channels = 3
   plain = steps.make_train_step(model.clone(upsample_impl='gather', input_channels=4), tx,
-                                plain_loss, config.masks, mesh)
+                                ml_collections.FrozenConfigDict(plain_config), mesh)
   model_flops = conv_flops(jax.make_jaxpr(plain)(state, batches[0], vgg_params, key).jaxpr)
   batch = config.train.batch_size
   images_per_s = num_steps * batch / elapsed
@@ -140,9 +135,8 @@ def time_step(config, num_steps, warmup, profile_dir=None):
       'platform': jax.devices()[0].platform, 'dtype': config.model.dtype,
       'batch': batch, 'image_size': config.data.image_size,
       'model': f'{config.model.size}/{config.model.bottleneck}/{config.model.norm}',
-      'ops': (f'{config.model.pool_impl}/{config.model.upsample_impl}/'
-              f'relu_{config.model.relu_impl}/in_{config.model.input_channels}/'
-              f'vgg_in_{config.loss.vgg_input_channels}'),
+      'ops': (f'{config.impl.pool}/{config.impl.upsample}/relu_{config.impl.relu}/'
+              f'in_{config.impl.unet_input_channels}/vgg_in_{config.impl.vgg_input_channels}'),
       'images_per_s': round(images_per_s, 2),
       'median_ms_per_step': round(1e3 * statistics.median(per_step), 3),
       'compile_s': round(compile_s, 2),
@@ -156,18 +150,16 @@ def time_step(config, num_steps, warmup, profile_dir=None):
   }
 
 
-def time_loop(config, num_steps, warmup, workdir):
+def time_loop(components, num_steps, warmup, workdir):
   """The training loop of main.py: host batches, metrics, checkpoints (async) on.
 
   Timed between two log steps (each syncs the host with the device), so compilation
   and the end-of-run work (last checkpoint, loss-curve plot) stay out.
   """
-  from flax_inpaint import train  # pylint: disable=g-import-not-at-top
-  mesh, _, _, vgg_params, loss_config = _setup(config)
+  config = components.config.as_configdict()
   rng = np.random.default_rng(0)
   size, local = config.data.image_size, config.train.batch_size // jax.process_count()
   host_batches = [rng.integers(0, 256, (local, size, size, 3), np.uint8) for _ in range(4)]
-  config = config.copy_and_resolve_references()
   config.train.num_steps = warmup + num_steps
   log_every = config.train.log_every
   first = -(-warmup // log_every) * log_every
@@ -177,10 +169,9 @@ def time_loop(config, num_steps, warmup, workdir):
                      f'2 * config.train.log_every={log_every}')
   stamps = {}
   batches = (host_batches[i % 4] for i in range(10 ** 9))
-  train.run_loop(config, workdir, mesh=mesh, train_batches=batches,
-                 writer=train.LogOnlyWriter(), sample_images=None, vgg_params=vgg_params,
-                 loss_config=loss_config,
-                 hooks=[lambda s: stamps.setdefault(s, time.perf_counter())])
+  loop.run_loop(dataclasses.replace(components, config=ml_collections.FrozenConfigDict(config)),
+                workdir, train_batches=batches, writer=loop.LogOnlyWriter(),
+                hooks=[lambda s: stamps.setdefault(s, time.perf_counter())])
   elapsed = stamps[last] - stamps[first]
   return {'loop_images_per_s': round((last - first) * config.train.batch_size / elapsed, 2),
           'loop_timed_steps': last - first,
@@ -193,15 +184,14 @@ def main(argv):
   config = FLAGS.config.copy_and_resolve_references()
   if FLAGS.batch:
     config.train.batch_size = FLAGS.batch
-  from flax_inpaint import train  # pylint: disable=g-import-not-at-top
-  train.setup_compilation_cache(config.compilation_cache_dir)
-  result = time_step(config, FLAGS.steps, FLAGS.warmup, FLAGS.profile_dir)
+  components = components_lib.build(config_lib.resolve(config))
+  result = time_step(components, FLAGS.steps, FLAGS.warmup, FLAGS.profile_dir)
   if FLAGS.mode == 'loop':
     with tempfile.TemporaryDirectory() as tmp:
-      loop = time_loop(config, FLAGS.steps, FLAGS.warmup, FLAGS.workdir or tmp)
-    result.update(loop)
+      looped = time_loop(components, FLAGS.steps, FLAGS.warmup, FLAGS.workdir or tmp)
+    result.update(looped)
     result['loop_overhead_pct'] = round(
-        100 * (result['images_per_s'] / loop['loop_images_per_s'] - 1), 1)
+        100 * (result['images_per_s'] / looped['loop_images_per_s'] - 1), 1)
   print(json.dumps(result), flush=True)
 
 

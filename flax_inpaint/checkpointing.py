@@ -11,6 +11,10 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 
+class CheckpointError(ValueError):
+  """No checkpoint, or one that does not fit the model asked for (one line)."""
+
+
 def checkpoint_dir(workdir) -> pathlib.Path:
   return pathlib.Path(workdir).expanduser().absolute() / 'checkpoints'
 
@@ -37,24 +41,38 @@ def restore(manager, abstract_state, step=None):
   """Restores into `abstract_state` (shapes, dtypes, shardings from jax.eval_shape)."""
   step = manager.latest_step() if step is None else step
   if step is None:
-    raise FileNotFoundError(f'No checkpoint in {manager.directory}: train first '
-                            '(python main.py --config=... --workdir=...)')
+    raise CheckpointError(f'No checkpoint in {manager.directory}: train first '
+                          '(python main.py --config=... --workdir=...)')
   return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
 
 
-def restore_weights(manager, abstract_params, abstract_batch_stats, step=None):
-  """Restores only params and batch_stats: evaluation and inference do not depend on the
+def restore_variables(workdir, abstract_variables, step=None):
+  """Restores only params and batch_stats, read-only: evaluation and inference build no
   optimizer (its config may differ from the run that trained the checkpoint).
 
+  Args:
+    workdir: the training run's folder.
+    abstract_variables: {'params', 'batch_stats'} shapes, dtypes and shardings.
+    step: the step to restore (default: the latest).
+
   Returns:
-    (params, batch_stats, step).
+    (variables, step).
   """
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f'No checkpoint in {manager.directory}: train first '
+  manager = make_manager(workdir, read_only=True)
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f'No checkpoint in {checkpoint_dir(workdir)}: train first '
                             '(python main.py --config=... --workdir=...)')
-  target = {'params': abstract_params, 'batch_stats': abstract_batch_stats}
-  restored = manager.restore(step, args=ocp.args.PyTreeRestore(
-      target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-      partial_restore=True))
-  return restored['params'], restored['batch_stats'], step
+    restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_variables)
+    try:
+      restored = manager.restore(step, args=ocp.args.PyTreeRestore(
+          abstract_variables, restore_args=restore_args, partial_restore=True))
+    except (ValueError, KeyError, TypeError) as e:
+      first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      raise CheckpointError(
+          f'The checkpoint of step {step} in {checkpoint_dir(workdir)} does not fit this '
+          f'model ({first_line[:200]}): use the config that trained it') from e
+  finally:
+    manager.close()
+  return {'params': restored['params'], 'batch_stats': restored['batch_stats']}, step

@@ -7,6 +7,7 @@ inpainting: any mode (grayscale, palette, RGBA, CMYK, 16-bit) becomes RGB uint8.
 import hashlib
 import io
 import pathlib
+import re
 from typing import Iterable, List
 
 import numpy as np
@@ -72,7 +73,9 @@ def decode(data: bytes, *, name='<bytes>', size=None, fit='crop', min_size=1) ->
       image.draft('RGB', (size, size))
     image.load()
   except Exception as e:  # PIL raises many types for bad files.
-    raise BadImageError(f'{name}: not a decodable image ({type(e).__name__}: {e})') from e
+    # PIL names the in-memory buffer (<_io.BytesIO object at 0x...>), not the file.
+    reason = re.sub(r'\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>', '', str(e))
+    raise BadImageError(f'{name}: not a decodable image ({type(e).__name__}: {reason})') from e
   if min(image.size) < min_size:
     raise BadImageError(f'{name}: {image.size[0]}x{image.size[1]} is smaller than '
                         f'data.min_size={min_size}')

@@ -35,8 +35,8 @@ def main(argv=None):
   parser.add_argument('--batches', type=int, default=50)
   parser.add_argument('--threads', type=int, default=0, help='0 = all cores')
   args = parser.parse_args(argv)
-  from configs import default  # pylint: disable=g-import-not-at-top
-  config = default.get_config()
+  from flax_inpaint import defaults  # pylint: disable=g-import-not-at-top
+  config = defaults.get_config()
   config.data.source = args.benchmark
   config.data.dir = args.dir
   config.data.data_dir = args.data_dir

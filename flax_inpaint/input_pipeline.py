@@ -28,15 +28,20 @@ JPEG_QUALITY = 95
 
 
 class SkipCounter:
-  """Thread-safe count of skipped files; logs the first few names."""
+  """Thread-safe count of skipped files, each counted and logged once (not every epoch);
+  the first few are named in the log."""
 
   def __init__(self, what: str):
     self.what = what
     self.names: List[str] = []
+    self._seen = set()
     self._lock = threading.Lock()
 
   def add(self, name: str, reason: str):
     with self._lock:
+      if name in self._seen:
+        return
+      self._seen.add(name)
       self.names.append(name)
       if len(self.names) <= NUM_LOGGED_SKIPS:
         logging.warning('%s: skipping %s (%s)', self.what, name, reason)
@@ -44,6 +49,10 @@ class SkipCounter:
   @property
   def count(self) -> int:
     return len(self.names)
+
+  def summary(self) -> str:
+    return (f'{self.what}: {self.count} undecodable file(s) skipped so far'
+            + (f', e.g. {self.names[0]}' if self.names else ''))
 
 
 # ----------------------------------------------------------------------------------
@@ -283,33 +292,44 @@ def train_dataset(config, *, process_index=None, process_count=None,
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def train_batches(config):
-  """Numpy uint8 batches of this process, forever."""
-  return train_dataset(config).as_numpy_iterator()
+def train_batches(config, skipped: Optional[SkipCounter] = None):
+  """Numpy uint8 batches of this process, forever; bad files are counted in `skipped`."""
+  return train_dataset(config, skipped=skipped).as_numpy_iterator()
 
 
-def eval_dataset(config, split: Optional[str] = None) -> tf.data.Dataset:
-  """Deterministic, unshuffled (image, name) pairs of the whole eval split."""
-  return source_dataset(config, split or config.data.eval_split, process_index=0,
-                        process_count=1)
+def _has_split(config, split: str) -> bool:
+  """Whether `split` of data.source has any image (a small set may lack the eval split)."""
+  name = split.split('[')[0]
+  if config.data.source == 'folder':
+    return bool(folder_files(config.data.dir, name))
+  if config.data.source == 'album_covers':
+    builder, _ = _tfds_split(config, split, 0, 1)
+    return name in builder.info.splits
+  return True
 
 
 def eval_images(config, num_images: int, split: Optional[str] = None):
-  """The first `num_images` eval images: (uint8 [n, s, s, 3], names).
+  """The first `num_images` decodable eval images: (uint8 [n, s, s, 3], names).
 
-  A folder whose eval split is empty (a small folder) falls back to its first images.
+  A small set without an eval split (a folder or a prepared album_covers alike) falls back
+  to the first images of the training split, with a warning.
+
+  Raises:
+    FileNotFoundError: no decodable image at all (one line, with the skip count).
   """
-  try:
-    pairs = list(eval_dataset(config, split).take(num_images).as_numpy_iterator())
-  except FileNotFoundError:
-    if config.data.source != 'folder':
-      raise
-    pairs = []
-  if not pairs and config.data.source == 'folder':
-    pairs = list(eval_dataset(config, config.data.train_split).take(num_images)
-                 .as_numpy_iterator())
+  split = split or config.data.eval_split
+  if not _has_split(config, split):
+    logging.warning('data.source=%s has no %r split (a small set): evaluating and drawing '
+                    'samples from the first images of %r instead', config.data.source,
+                    split, config.data.train_split)
+    split = config.data.train_split
+  skipped = SkipCounter(config.data.source)
+  pairs = list(source_dataset(config, split, process_index=0, process_count=1,
+                              skipped=skipped).take(num_images).as_numpy_iterator())
   if not pairs:
-    raise FileNotFoundError(f'No eval images in split {split or config.data.eval_split!r} '
-                            f'of data.source={config.data.source!r}')
+    where = config.data.dir if config.data.source == 'folder' else config.data.data_dir
+    raise FileNotFoundError(f'No decodable images in split {split!r} of '
+                            f'data.source={config.data.source!r} ({where}; '
+                            f'{skipped.count} file(s) skipped as undecodable)')
   names = [n.decode() if isinstance(n, bytes) else str(n) for _, n in pairs]
   return np.stack([image for image, _ in pairs]), names

@@ -11,13 +11,6 @@ import jax.numpy as jnp
 from flax_inpaint import models
 from flax_inpaint import vgg
 
-# Liu et al. 2018 (partial convolutions), as weights of our terms.
-PRESETS = {
-    'pconv': dict(l1_weight=1.0, l2_weight=0.0, valid_weight=1.0, hole_weight=6.0,
-                  perceptual_weight=0.05, style_weight=120.0, tv_weight=0.1,
-                  perceptual_on_composite=True),
-}
-
 
 def _weighted_mean(error, hole_mask, hole_weight, valid_weight):
   if hole_mask is not None:
@@ -98,8 +91,15 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
   return perceptual, style
 
 
+def vgg_options(config) -> dict:
+  """VGG16Features attributes for the loss, from the resolved config: its dtype from
+  `loss.vgg_dtype`, how it pools, differentiates ReLU and pads its input from `impl`."""
+  return {'dtype': jnp.dtype(config.loss.vgg_dtype), 'pool_impl': config.impl.pool,
+          'relu_impl': config.impl.relu, 'input_channels': config.impl.vgg_input_channels}
+
+
 def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
-               vgg_params: Optional[Any] = None, dtype=jnp.float32,
+               vgg_params: Optional[Any] = None,
                vgg_options: Optional[Mapping[str, Any]] = None):
   """The weighted training loss.
 
@@ -107,11 +107,9 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
     prediction: the network output [B, H, W, 3] in [0, 1].
     target: the original image.
     hole_mask: [B, H, W, 1], 1 = hole.
-    loss_config: weights (a `config.loss` section, presets already applied).
+    loss_config: the resolved `config.loss` section (term weights, VGG16 taps).
     vgg_params: frozen VGG16 params; required when a VGG term has nonzero weight.
-    dtype: compute dtype of the VGG pass.
-    vgg_options: how the VGG pass pools and differentiates ReLU (pool_impl, relu_impl);
-      `loss.vgg_input_channels` is added from the loss config.
+    vgg_options: VGG16Features attributes (`vgg_options(config)`).
 
   Returns:
     (loss, terms): the scalar loss and each weighted term plus 'loss'.
@@ -130,29 +128,18 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
   if c['perceptual_weight'] or c['style_weight']:
     if vgg_params is None:
       raise ValueError('loss.perceptual_weight/style_weight > 0 need VGG16 params')
+    options = dict(vgg_options or {})
     perceptual, style = perceptual_and_style(
         vgg_params=vgg_params, prediction=prediction, target=target,
         composite=comp if c['perceptual_on_composite'] else None,
         layers=tuple(c['perceptual_layers']),
         layer_weights=tuple(c['perceptual_layer_weights']),
-        distance=c['perceptual_distance'], dtype=dtype,
+        distance=c['perceptual_distance'], dtype=options.pop('dtype', jnp.float32),
         with_style=bool(c['style_weight']), single_pass=bool(c['vgg_single_pass']),
-        vgg_options={**(vgg_options or {}), 'input_channels': c['vgg_input_channels']})
+        vgg_options=options)
     if c['perceptual_weight']:
       terms['perceptual'] = c['perceptual_weight'] * perceptual
     if c['style_weight']:
       terms['style'] = c['style_weight'] * style
   loss = sum(terms.values(), jnp.float32(0.0))
   return loss, {**terms, 'loss': loss}
-
-
-def resolve_loss_config(loss_config) -> dict:
-  """A plain dict of the loss weights with `loss.preset` applied."""
-  resolved = dict(loss_config.items()) if hasattr(loss_config, 'items') else dict(loss_config)
-  preset = resolved.get('preset') or ''
-  if preset:
-    if preset not in PRESETS:
-      raise ValueError(f'config.loss.preset={preset!r}: unknown; use one of '
-                       f'{sorted(PRESETS)} or \'\'')
-    resolved.update(PRESETS[preset])
-  return resolved

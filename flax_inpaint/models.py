@@ -121,13 +121,13 @@ def mask_image(image, hole_mask):
   return image * (1.0 - hole_mask)
 
 
-def create_model(model_config) -> UNet:
-  """Builds the U-Net named by a `config.model` section."""
+def create_model(model_config, impl_config) -> UNet:
+  """Builds the U-Net named by a `config.model` section, computed as `config.impl` says."""
   return UNet(widths=WIDTHS[model_config.size], bottleneck=model_config.bottleneck,
               norm=model_config.norm, upsample=model_config.upsample,
-              dtype=jnp.dtype(model_config.dtype), pool_impl=model_config.pool_impl,
-              upsample_impl=model_config.upsample_impl, relu_impl=model_config.relu_impl,
-              input_channels=model_config.input_channels)
+              dtype=jnp.dtype(model_config.dtype), pool_impl=impl_config.pool,
+              upsample_impl=impl_config.upsample, relu_impl=impl_config.relu,
+              input_channels=impl_config.unet_input_channels)
 
 
 def size_multiple(model_config) -> int:

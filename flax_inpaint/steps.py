@@ -48,9 +48,7 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
 
 def init_state(model, tx, image_size: int, seed: int) -> TrainState:
   """A fresh state (call under jit with out_shardings, or via jax.eval_shape)."""
-  images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
-  holes = jnp.zeros((1, image_size, image_size, 1), jnp.float32)
-  variables = model.init(jax.random.key(seed), images, holes, train=False)
+  variables = init_variables(model, image_size, seed)
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}),
@@ -70,6 +68,21 @@ def abstract_train_state(model, tx, image_size, seed, mesh):
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
 
+def init_variables(model, image_size: int, seed: int = 0):
+  """The model's variables ({'params', maybe 'batch_stats'}) at a square input size."""
+  images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+  holes = jnp.zeros((1, image_size, image_size, 1), jnp.float32)
+  return model.init(jax.random.key(seed), images, holes, train=False)
+
+
+def abstract_variables(model, image_size, mesh):
+  """Shapes, dtypes and shardings of {'params', 'batch_stats'}, without an optimizer."""
+  shapes = jax.eval_shape(functools.partial(init_variables, model, image_size))
+  shapes = {'params': shapes['params'], 'batch_stats': shapes.get('batch_stats', {})}
+  rep = sharding.replicated(mesh)
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
+
+
 def to_float_images(images):
   """uint8 [0, 255] from the host -> float32 [0, 1] on the device."""
   if images.dtype == jnp.uint8:
@@ -77,25 +90,35 @@ def to_float_images(images):
   return images.astype(jnp.float32)
 
 
-def make_train_step(model, tx, loss_config, mask_config, mesh):
+# Metrics key of the first step whose loss was not finite (NO_NONFINITE_STEP when none):
+# the loop reduces it with min, where every other metric is summed.
+FIRST_NONFINITE_STEP = 'first_nonfinite_step'
+NO_NONFINITE_STEP = 2 ** 31 - 1
+
+
+def make_train_step(model, tx, config, mesh):
   """Builds the jitted step(state, images, vgg_params, base_key) -> (state, metrics).
 
   Masks are drawn inside the step from fold_in(base_key, step) (or base_key in fixed
-  mode). `images` is a uint8 or float batch sharded over the mesh; `metrics` are
-  device scalars (no host sync).
+  mode), as `config.masks` says. `images` is a uint8 or float batch sharded over the mesh;
+  `metrics` are device scalars (no host sync), FIRST_NONFINITE_STEP among them.
+
+  Args:
+    model: the U-Net.
+    tx: the optimizer.
+    config: the resolved config (`config_lib.resolve`): loss weights, masks, VGG16 options.
+    mesh: the device mesh.
   """
-  loss_config = losses.resolve_loss_config(loss_config)
-  num_patches, patch_size = mask_config.num_patches, mask_config.patch_size
+  loss_config, mask_config = config.loss, config.masks
   fixed = bool(mask_config.fixed)
   use_batch_norm = model.norm == 'batch'
-  vgg_options = {'pool_impl': model.pool_impl, 'relu_impl': model.relu_impl}
+  vgg_options = losses.vgg_options(config)
 
   def step_fn(state, images, vgg_params, base_key):
     images = to_float_images(images)
     batch, height, width, _ = images.shape
     key = masks.step_mask_key(base_key, state.step, fixed=fixed)
-    hole_mask = masks.sample_hole_masks(key, batch, height, width,
-                                        num_patches=num_patches, patch_size=patch_size)
+    hole_mask = masks.sample_masks(key, batch, height, width, mask_config)
     hole_mask = jax.lax.with_sharding_constraint(hole_mask, sharding.batch_sharding(mesh))
     masked = models.mask_image(images, hole_mask)
 
@@ -108,8 +131,7 @@ def make_train_step(model, tx, loss_config, mask_config, mesh):
         prediction, updates = model.apply(variables, masked, hole_mask, train=True), {}
       loss, terms = losses.total_loss(prediction=prediction, target=images,
                                       hole_mask=hole_mask, loss_config=loss_config,
-                                      vgg_params=vgg_params, dtype=model.dtype,
-                                      vgg_options=vgg_options)
+                                      vgg_params=vgg_params, vgg_options=vgg_options)
       return loss, (terms, updates)
 
     grads, (terms, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -117,7 +139,10 @@ def make_train_step(model, tx, loss_config, mask_config, mesh):
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
         opt_state=opt_state, batch_stats=updates.get('batch_stats', state.batch_stats))
-    metrics = {**terms, 'grad_norm': optax.tree.norm(grads)}
+    first_nonfinite = jnp.where(jnp.isfinite(terms['loss']), NO_NONFINITE_STEP,
+                                state.step + 1)
+    metrics = {**terms, 'grad_norm': optax.tree.norm(grads),
+               FIRST_NONFINITE_STEP: first_nonfinite}
     return new_state, metrics
 
   rep = sharding.replicated(mesh)
@@ -135,3 +160,16 @@ def make_repair_fn(model):
     return prediction, models.composite(prediction, images, hole_mask)
 
   return repair
+
+
+def make_predict_fn(model):
+  """Jitted (variables, images uint8 [B, H, W, 3], holes bool [B, H, W]) -> float32
+  [B, H, W, 3] predictions: the inference program (one compile per input shape)."""
+
+  @jax.jit
+  def predict(variables, images, holes):
+    images = to_float_images(images)
+    hole_mask = holes.astype(jnp.float32)[..., None]
+    return model.apply(variables, models.mask_image(images, hole_mask), hole_mask, train=False)
+
+  return predict

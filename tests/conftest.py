@@ -17,10 +17,35 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
 
+def load_config(name):
+  """configs/<name>.py's get_config(), loaded by path as main.py does."""
+  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load_sibling(ROOT / 'configs' / 'x.py', name)
+
+
 @pytest.fixture
 def test_config():
-  from configs import test  # pylint: disable=g-import-not-at-top
-  return test.get_config()
+  return load_config('test')
+
+
+def build(config, **kwargs):
+  """components.build of the resolved config, as every mode does."""
+  from flax_inpaint import components, config_lib  # pylint: disable=g-import-not-at-top
+  return components.build(config_lib.resolve(config), **kwargs)
+
+
+def random_batches(config, count=1000, seed=0):
+  rng = np.random.default_rng(seed)
+  size = config.data.image_size
+  return (rng.integers(0, 256, (config.train.batch_size, size, size, 3), np.uint8)
+          for _ in range(count))
+
+
+def train_tiny(config, workdir, hooks=()):
+  """The real training loop on random images, no TensorFlow: the final state."""
+  from flax_inpaint import loop  # pylint: disable=g-import-not-at-top
+  return loop.run_loop(build(config), workdir, train_batches=random_batches(config),
+                       writer=loop.LogOnlyWriter(), hooks=hooks)
 
 
 def write_images(folder, count, size=40, seed=0):

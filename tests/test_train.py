@@ -4,12 +4,13 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import ROOT, build, load_config, train_tiny
 from flax_inpaint import checkpointing
-from flax_inpaint import config_validation
+from flax_inpaint import config_lib
+from flax_inpaint import loop
 from flax_inpaint import models
 from flax_inpaint import sharding
 from flax_inpaint import steps
-from flax_inpaint import train
 
 
 def batch(size=32, count=4, seed=0):
@@ -20,15 +21,14 @@ def batch(size=32, count=4, seed=0):
 
 
 def run_steps(config, mesh, num_steps, images):
-  model = models.create_model(config.model)
-  tx = steps.make_optimizer(config.train)
-  vgg_params, loss_config = train.load_vgg_params(config.loss)
+  parts = build(config, mesh=mesh)
+  model, tx = parts.model, parts.tx
   state = steps.create_train_state(model, tx, config.data.image_size, 0, mesh)
-  step = steps.make_train_step(model, tx, loss_config, config.masks, mesh)
+  step = steps.make_train_step(model, tx, parts.config, mesh)
   global_images = sharding.global_batch(images, mesh)
   history = []
   for _ in range(num_steps):
-    state, metrics = step(state, global_images, vgg_params, jax.random.key(0))
+    state, metrics = step(state, global_images, parts.vgg_params, jax.random.key(0))
     history.append({k: float(v) for k, v in metrics.items()})
   return state, history
 
@@ -43,6 +43,7 @@ def test_step_lowers_the_loss_without_nan(test_config):
   assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
   assert int(state.step) == 40
   assert set(history[0]) >= {'l1', 'tv', 'perceptual', 'loss', 'grad_norm'}
+  assert {h[steps.FIRST_NONFINITE_STEP] for h in history} == {steps.NO_NONFINITE_STEP}
 
 
 def test_sharded_step_matches_single_device(test_config):
@@ -72,7 +73,7 @@ def test_checkpoint_round_trip(tmp_path, test_config):
   checkpointing.save(manager, 2, state)
   manager.wait_until_finished()
   assert (tmp_path / 'checkpoints' / '2').is_dir()
-  model = models.create_model(test_config.model)
+  model = models.create_model(test_config.model, test_config.impl)
   tx = steps.make_optimizer(test_config.train)
   abstract = steps.abstract_train_state(model, tx, test_config.data.image_size, 0, mesh)
   restored = checkpointing.restore(checkpointing.make_manager(tmp_path, read_only=True),
@@ -85,10 +86,10 @@ def test_checkpoint_round_trip(tmp_path, test_config):
 
 def test_restore_without_checkpoint_is_a_clear_error(tmp_path, test_config):
   mesh = sharding.make_mesh()
-  model = models.create_model(test_config.model)
+  model = models.create_model(test_config.model, test_config.impl)
   tx = steps.make_optimizer(test_config.train)
   abstract = steps.abstract_train_state(model, tx, 32, 0, mesh)
-  with pytest.raises(FileNotFoundError, match='No checkpoint'):
+  with pytest.raises(checkpointing.CheckpointError, match='No checkpoint'):
     checkpointing.restore(checkpointing.make_manager(tmp_path), abstract)
 
 
@@ -97,25 +98,50 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path, test_config):
     ('data.image_size', 34, 'config.data.image_size=34 is not divisible'),
     ('train.batch_size', 6, 'config.train.batch_size=6 .* not divisible by the 4 devices'),
     ('model.dtype', 'float16', 'config.model.dtype'),
-    ('model.upsample_impl', 'bilinear', "config.model.upsample_impl='bilinear' is unknown"),
-    ('model.pool_impl', 'avg', "config.model.pool_impl='avg' is unknown"),
-    ('model.relu_impl', 'gelu', "config.model.relu_impl='gelu' is unknown"),
-    ('model.input_channels', 3, 'config.model.input_channels=3 must be >= 4'),
-    ('loss.vgg_input_channels', 2, 'config.loss.vgg_input_channels=2 must be >= 3'),
+    ('impl.upsample', 'bilinear', "config.impl.upsample='bilinear' is unknown"),
+    ('impl.pool', 'avg', "config.impl.pool='avg' is unknown"),
+    ('impl.relu', 'gelu', "config.impl.relu='gelu' is unknown"),
+    ('impl.unet_input_channels', 3, 'config.impl.unet_input_channels=3 must be >= 4'),
+    ('impl.vgg_input_channels', 2, 'config.impl.vgg_input_channels=2 must be >= 3'),
     ('loss.perceptual_layers', ('relu1_2', 'relu9_1'), 'config.loss.perceptual_layer'),
+    ('loss.vgg_dtype', 'float16', "config.loss.vgg_dtype='float16' is unknown"),
+    ('inpaint.strategy', 'tile', "config.inpaint.strategy='tile' is unknown"),
+    ('inpaint.bucket_scales', (2, 1), r'config.inpaint.bucket_scales=\(2, 1\) must be'),
+    ('eval.mask_kinds', ('squares', 'blobs'), "config.eval.mask_kinds='blobs' is unknown"),
+    ('serve.max_pixels', 0, 'config.serve.max_pixels=0 must be positive'),
 ])
 def test_bad_config_names_the_field(test_config, field, value, message):
   section, name = field.split('.')
   test_config[section][name] = value
-  with pytest.raises(config_validation.ConfigError, match=message):
-    config_validation.validate(test_config)
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(test_config)
 
 
 def test_unknown_field_is_rejected(test_config):
   test_config.train.unlock()
   test_config.train.lrr = 1.0
-  with pytest.raises(config_validation.ConfigError, match='config.train.lrr'):
-    config_validation.validate(test_config)
+  with pytest.raises(config_lib.ConfigError, match='config.train.lrr'):
+    config_lib.validate(test_config)
+
+
+def test_resolve_fills_vgg_dtype_and_freezes(test_config):
+  test_config.model.dtype = 'bfloat16'
+  resolved = config_lib.resolve(test_config)
+  assert resolved.loss.vgg_dtype == 'bfloat16'
+  test_config.loss.vgg_dtype = 'float32'
+  assert config_lib.resolve(test_config).loss.vgg_dtype == 'float32'
+  with pytest.raises(AttributeError):
+    resolved.train.lr = 1.0  # Frozen: no function below the top changes it.
+
+
+def test_missing_vgg_weights_turn_the_term_off_only_when_allowed(tmp_path, test_config):
+  test_config.loss.vgg_weights = str(tmp_path / 'none.npz')
+  with pytest.raises(Exception, match='No VGG16 weights at'):
+    config_lib.resolve(test_config)
+  test_config.loss.require_vgg = False
+  resolved = config_lib.resolve(test_config)
+  assert resolved.loss.perceptual_weight == 0.0 and resolved.loss.style_weight == 0.0
+  assert build(test_config).vgg_params is None
 
 
 def test_learning_rate_schedules(test_config):
@@ -147,20 +173,75 @@ def test_a_signal_at_any_point_of_an_iteration_still_saves(tmp_path, test_config
   import signal  # pylint: disable=g-import-not-at-top
   test_config.train.num_steps = 1000
   test_config.train.checkpoint_every = 1000
-  rng = np.random.default_rng(0)
-  batches = (rng.integers(0, 256, (4, 32, 32, 3), np.uint8) for _ in range(1000))
-  vgg_params, loss_config = train.load_vgg_params(test_config.loss)
   send = lambda step: os.kill(os.getpid(), signal.SIGTERM) if step == 3 else None
-  state = train.run_loop(test_config, tmp_path, mesh=sharding.make_mesh(),
-                         train_batches=batches, writer=train.LogOnlyWriter(),
-                         vgg_params=vgg_params, loss_config=loss_config, hooks=[send])
+  state = train_tiny(test_config, tmp_path, hooks=[send])
   assert int(state.step) == 4
   assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit()) == ['4']
 
 
-@pytest.mark.parametrize('name', ['default', 'overfit', 'full', 'reference', 'lr_sweep', 'test'])
+SHIPPED = sorted(p.stem for p in (ROOT / 'configs').glob('*.py'))
+
+
+def test_the_shipped_configs_are_these():
+  assert SHIPPED == ['default', 'freeform', 'full', 'lr_sweep', 'overfit', 'pconv',
+                     'reference', 'test']
+
+
+@pytest.mark.parametrize('name', SHIPPED)
 def test_every_shipped_config_is_valid(name):
-  import importlib  # pylint: disable=g-import-not-at-top
-  config = importlib.import_module(f'configs.{name}').get_config()
-  config_validation.validate(config, num_devices=1)
+  config = load_config(name)
+  if config.data.source == 'album_covers':
+    config.data.data_dir = '/tmp/tfds'  # Set on the command line by users.
+  config_lib.validate(config, num_devices=1)
   assert config.data.image_size % models.size_multiple(config.model) == 0
+
+
+def test_the_library_never_imports_the_configs_folder():
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  sources = '\n'.join(p.read_text() for p in (ROOT / 'flax_inpaint').glob('*.py'))
+  assert 'from configs' not in sources and 'import configs' not in sources
+  # Loaded by path from another folder, a config file finds everything it imports.
+  code = ('from flax_inpaint import config_lib; import sys; '
+          f'c = config_lib.load_sibling("{ROOT}/configs/x.py", "reference"); '
+          'print(c.train.batch_size, "configs" in sys.modules)')
+  out = subprocess.run([sys.executable, '-c', code], cwd='/', capture_output=True, text=True)
+  assert out.stdout.split() == ['64', 'False'], out.stderr[-2000:]
+
+
+def test_a_diverged_run_keeps_its_last_finite_checkpoint(tmp_path, test_config):
+  test_config.train.lr = 1e6
+  test_config.train.num_steps = 50
+  test_config.train.log_every = 5
+  test_config.train.checkpoint_every = 1
+  with pytest.raises(loop.DivergedError) as raised:
+    train_tiny(test_config, tmp_path)
+  message = str(raised.value)
+  bad_step = int(message.split('training diverged at step ')[1].split(' ')[0])
+  saved = sorted(int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit())
+  assert saved and saved[-1] == bad_step - 1, (saved, message)
+  assert f'kept the checkpoint of step {saved[-1]}' in message
+  parts = build(test_config, training=False)
+  from flax_inpaint import components  # pylint: disable=g-import-not-at-top
+  variables, step = components.restore_variables(parts, tmp_path)
+  assert step == saved[-1]
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(variables))
+
+
+def test_every_run_writes_the_config_it_used(tmp_path, test_config):
+  test_config.train.num_steps = 2
+  test_config.loss.vgg_weights = str(tmp_path / 'none.npz')
+  test_config.loss.require_vgg = False  # No weights: the run records perceptual weight 0.
+  train_tiny(test_config, tmp_path)
+  saved = config_lib.read_config_json(tmp_path)
+  assert saved.loss.perceptual_weight == 0.0
+  assert saved.loss.vgg_dtype == 'float32'
+  assert saved.train.num_steps == 2 and saved.model.size == 'tiny'
+  assert saved.masks.mix == (1.0, 1.0, 1.0)  # Tuples come back as tuples.
+  other = test_config.copy_and_resolve_references()
+  other.model.bottleneck = 'plain'
+  with pytest.raises(config_lib.ConfigError) as raised:
+    config_lib.check_matches_run(other, tmp_path)
+  assert str(raised.value) == (
+      f"config.model.bottleneck='plain' differs from 'dilated' in {tmp_path}/config.json, "
+      'the run that trained these checkpoints: omit --config to use it, or use another '
+      '--workdir')

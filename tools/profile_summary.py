@@ -1,6 +1,6 @@
 """Summarises a `jax.profiler.trace(..., create_perfetto_trace=True)` trace: device time per op.
 
-  python scripts/profile_summary.py PROFILE_DIR_OR_perfetto_trace.json.gz [--steps 3] [--top 30]
+  python tools/profile_summary.py PROFILE_DIR_OR_perfetto_trace.json.gz [--steps 3] [--top 30]
       [--hlo OPTIMISED_HLO.txt[.gz]] [--layers]
 
 Prints, per device line (stream / 'XLA Ops'), the busy time per step and the ops that take

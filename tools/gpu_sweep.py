@@ -1,6 +1,6 @@
 """Times variants of the reference workload on one GPU, one after another, in one call.
 
-  python3 scripts/gpu_sweep.py --out=$OUT --runs=new_loop,new_warm,old,new_fp32
+  python3 tools/gpu_sweep.py --out=$OUT --runs=new_loop,new_warm,old,new_fp32
 
 Each run is one `python -m flax_inpaint.benchmark` process. All share one persistent
 compilation cache, so XLA's autotuning results (kept there too) are reused by later runs:
@@ -9,7 +9,7 @@ training loop and writes a profile and the optimised HLO; `new_warm` then starts
 warm cache (seconds to the first step). As each run ends, its JSON line (with 'run': name)
 is appended to OUT/results.jsonl and a table row to OUT/sweep.log (failures:
 OUT/errors.txt); the profile summary goes to OUT/profile_new.txt and OUT/layers_new.txt
-(scripts/profile_summary.py).
+(tools/profile_summary.py).
 
 Compiling several variants in parallel processes on one GPU does not pay: tried on an H200
 (2026-11-27), nine concurrent compiles contended in XLA's autotuner (GPU timers and memory)
@@ -29,8 +29,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, '-m', 'flax_inpaint.benchmark']
 BASE = ['--config=configs/reference.py', '--steps=30', '--warmup=5',
         '--config.model.dtype=bfloat16']
-OLD = ['--config.model.pool_impl=reduce_window', '--config.model.upsample_impl=gather',
-       '--config.model.relu_impl=input']
+OLD = ['--config.impl.pool=reduce_window', '--config.impl.upsample=gather',
+       '--config.impl.relu=input']
 LOOP = ['--mode=loop', '--steps=90', '--config.train.log_every=20',
         '--config.train.checkpoint_every=25']
 PROFILE_DIR = '/tmp/profile_new'
@@ -40,14 +40,14 @@ RUNS = {  # name: extra benchmark flags (defaults: reshape pooling, sub-pixel up
     'new_warm': [],
     'new': [],
     'old': OLD,  # The code measured on the H100 on 2026-11-27.
-    'pool_reshape': ['--config.model.upsample_impl=gather', '--config.model.relu_impl=input'],
-    'up_repeat': ['--config.model.pool_impl=reduce_window', '--config.model.upsample_impl=repeat',
-                  '--config.model.relu_impl=input'],
-    'repeat': ['--config.model.upsample_impl=repeat', '--config.model.relu_impl=input'],
-    'relu_input': ['--config.model.relu_impl=input'],  # 1,437.1 images/s on an H200.
-    'vgg_pad8': ['--config.loss.vgg_input_channels=8'],
-    'unet_pad8': ['--config.model.input_channels=8'],
-    'pad8': ['--config.loss.vgg_input_channels=8', '--config.model.input_channels=8'],
+    'pool_reshape': ['--config.impl.upsample=gather', '--config.impl.relu=input'],
+    'up_repeat': ['--config.impl.pool=reduce_window', '--config.impl.upsample=repeat',
+                  '--config.impl.relu=input'],
+    'repeat': ['--config.impl.upsample=repeat', '--config.impl.relu=input'],
+    'relu_input': ['--config.impl.relu=input'],  # 1,437.1 images/s on an H200.
+    'vgg_pad8': ['--config.impl.vgg_input_channels=8'],
+    'unet_pad8': ['--config.impl.unet_input_channels=8'],
+    'pad8': ['--config.impl.vgg_input_channels=8', '--config.impl.unet_input_channels=8'],
     # The loop without a checkpoint in its timed steps: new_loop's overhead less this one's
     # is the checkpoints' share.
     'loop_no_ckpt': LOOP + ['--config.train.checkpoint_every=1000000'],
@@ -125,7 +125,7 @@ def main():
     if name == PROFILED_RUN and pathlib.Path(PROFILE_DIR).exists():
       dumps = sorted(pathlib.Path(hlo).glob('*jit_step_fn*gpu_after_optimizations.txt'))
       for flags, path in (([], 'profile_new.txt'), (['--layers', '--top=0'], 'layers_new.txt')):
-        summary = subprocess.run([sys.executable, str(REPO / 'scripts/profile_summary.py'),
+        summary = subprocess.run([sys.executable, str(REPO / 'tools/profile_summary.py'),
                                   PROFILE_DIR, '--top=60'] + flags
                                  + ([f'--hlo={dumps[0]}'] if dumps else []),
                                  capture_output=True, text=True)

@@ -9,6 +9,6 @@ set -u
 export PYTHONUNBUFFERED=1
 python3 -c "import ml_collections" 2>/dev/null || python3 -m pip install -q --no-deps --no-index .gpu_wheels/*.whl
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv | tee "$OUT/gpu.txt"
-python3 scripts/gpu_sweep.py --out="$OUT" --timeout=200 \
+python3 tools/gpu_sweep.py --out="$OUT" --timeout=200 \
   --runs=new_loop,new_warm,relu_input,new_fp32,vgg_pad8,unet_pad8,pad8,loop_no_ckpt,new_unet_only,old
 head -40 "$OUT/profile_new.txt"

@@ -1,0 +1,81 @@
+"""One setup for every mode: the objects a run needs, built from one resolved config.
+
+Training, evaluation, the benchmark, inpainting, serving and export all call `build`;
+a mode that needs "almost the same setup" extends this function rather than writing a
+second one. Inference builds no optimizer and loads no VGG16.
+"""
+
+import dataclasses
+import pathlib
+from typing import Any, Optional
+
+from absl import logging
+import jax
+import ml_collections
+import optax
+
+from flax_inpaint import checkpointing
+from flax_inpaint import config_lib
+from flax_inpaint import models
+from flax_inpaint import sharding
+from flax_inpaint import steps
+from flax_inpaint import vgg
+
+
+@dataclasses.dataclass(frozen=True)
+class Components:
+  """What a run is made of.
+
+  Attributes:
+    config: the resolved, frozen config (`config_lib.resolve`).
+    mesh: the device mesh (one 'data' axis over every device of every process).
+    model: the U-Net.
+    tx: the optimizer (None for inference).
+    vgg_params: frozen VGG16 params for the loss (None when no VGG term or for inference).
+  """
+  config: ml_collections.FrozenConfigDict
+  mesh: jax.sharding.Mesh
+  model: models.UNet
+  tx: Optional[optax.GradientTransformation] = None
+  vgg_params: Optional[Any] = None
+
+
+def load_vgg_params(config):
+  """The loss's frozen VGG16 params, or None when no VGG term is used."""
+  if not config_lib.uses_vgg(config):
+    return None
+  if config.loss.vgg_weights == 'random':
+    logging.warning('loss.vgg_weights=random: a RANDOM VGG16 (tests and benchmarks only).')
+    return vgg.init_random_params()
+  return vgg.load_vgg16(vgg.resolve_weights_path(config.loss.vgg_weights))
+
+
+def setup_compilation_cache(cache_dir: str):
+  """XLA's persistent cache: a second run loads its programs instead of compiling them."""
+  if cache_dir:
+    path = pathlib.Path(cache_dir).expanduser()
+    jax.config.update('jax_compilation_cache_dir', str(path))
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+    jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+
+
+def build(config: ml_collections.FrozenConfigDict, *, training: bool = True,
+          mesh: Optional[jax.sharding.Mesh] = None) -> Components:
+  """Compilation cache, mesh, model and, for training, the optimizer and the loss's VGG16
+  params."""
+  if not isinstance(config, ml_collections.FrozenConfigDict):
+    raise TypeError('components.build takes the config from config_lib.resolve')
+  setup_compilation_cache(config.compilation_cache_dir)
+  mesh = sharding.make_mesh() if mesh is None else mesh
+  model = models.create_model(config.model, config.impl)
+  if not training:
+    return Components(config=config, mesh=mesh, model=model)
+  return Components(config=config, mesh=mesh, model=model,
+                    tx=steps.make_optimizer(config.train), vgg_params=load_vgg_params(config))
+
+
+def restore_variables(components: Components, workdir, step=None):
+  """The latest (or `step`'s) params and batch_stats of `workdir`: (variables, step)."""
+  abstract = steps.abstract_variables(components.model, components.config.data.image_size,
+                                      components.mesh)
+  return checkpointing.restore_variables(workdir, abstract, step)
