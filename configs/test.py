@@ -23,6 +23,7 @@ def get_config():
   config.loss.perceptual_layers = ('relu1_2', 'relu2_2')
   config.loss.perceptual_layer_weights = (1.0, 1.0)
   config.eval.num_images = 4
+  config.inpaint.crop_margin = 8  # 64 px at 256, scaled to the 32 px images.
   config.eval.batch_size = 4
   config.data.shuffle_buffer = 16
   config.compilation_cache_dir = ''

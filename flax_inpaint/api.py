@@ -45,36 +45,19 @@ class InferenceOptions:
                bucket_scales=tuple(config.inpaint.bucket_scales))
 
 
-def _as_rgb(pixels: np.ndarray) -> np.ndarray:
-  if pixels.ndim == 2:
-    return np.repeat(pixels[..., None], 3, axis=-1)
-  return pixels[..., :3]
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-  """ITU-R 601 luma, rounded as PIL's convert('L') does."""
-  weights = np.array([299, 587, 114], np.int64)
-  return ((rgb.astype(np.int64) * weights).sum(-1) + 500) // 1000
-
-
-def repair_pixels(pixels: np.ndarray, hole: np.ndarray, repaired_rgb: np.ndarray) -> np.ndarray:
-  """The repair in `pixels`' own layout (L, RGB or RGBA): only hole pixels change, and
-  alpha stays as it was."""
-  out = pixels.copy()
-  if pixels.ndim == 2:
-    out[hole] = _luma(repaired_rgb[hole]).astype(pixels.dtype)
-  else:
-    out[..., :3][hole] = repaired_rgb[hole]
-  return out
-
-
 class Inpainter:
   """A trained inpainting model ready to repair images of any size."""
 
   def __init__(self, predict: PredictFn, options: InferenceOptions, *, step=None):
-    self._predict = predict
+    self._model_predict = predict
     self.options = options
     self.step = step
+    # Every input shape the model has run on: one compiled program each.
+    self.program_shapes = set()
+
+  def _predict(self, images, holes):
+    self.program_shapes.add(images.shape)
+    return self._model_predict(images, holes)
 
   @property
   def train_size(self) -> int:
@@ -106,13 +89,16 @@ class Inpainter:
     predict, options, step = exported.load(path)
     return cls(predict, options, step=step)
 
-  def inpaint_array(self, pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Repairs uint8 pixels (H x W, H x W x 3 or H x W x 4) under a bool H x W mask."""
+  def inpaint_array(self, pixels: np.ndarray, hole: np.ndarray, *,
+                    opaque_holes: bool = False) -> np.ndarray:
+    """Repairs uint8 pixels (H x W, H x W x 2, H x W x 3 or H x W x 4) under a bool H x W
+    mask. opaque_holes: alpha 255 in the holes (for holes that came from the alpha)."""
     from flax_inpaint import crops  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
     pixels = np.asarray(pixels)
     hole = np.asarray(hole, bool)
     if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (
-        pixels.ndim == 3 and pixels.shape[-1] not in (3, 4)):
+        pixels.ndim == 3 and pixels.shape[-1] not in (2, 3, 4)):
       raise ValueError(f'image: expected uint8 H x W, H x W x 3 or H x W x 4, got '
                        f'{pixels.dtype} {pixels.shape}')
     if hole.shape != pixels.shape[:2]:
@@ -121,20 +107,26 @@ class Inpainter:
     if not hole.any():
       return pixels.copy()
     o = self.options
+    # One window at a time: every call has the same batch, so a bucket compiles once.
     repaired_rgb = crops.inpaint_crops(
-        np.ascontiguousarray(_as_rgb(pixels)), hole, self._predict, train_size=o.train_size,
-        margin=o.crop_margin, buckets=o.buckets, multiple=o.multiple, strategy=o.strategy)
-    return repair_pixels(pixels, hole, repaired_rgb)
+        np.ascontiguousarray(image_files.rgb_of(pixels)), hole, self._predict,
+        train_size=o.train_size, margin=o.crop_margin, buckets=o.buckets,
+        multiple=o.multiple, strategy=o.strategy, batch_size=1)
+    return image_files.restore_pixels(pixels, repaired_rgb, hole, opaque_holes=opaque_holes)
 
   def inpaint(self, image, mask, *, mask_threshold: int = 128):
-    """Repairs `image` under `mask`; returns the same type (numpy or PIL) and layout."""
+    """Repairs `image` under `mask`; returns the same type (numpy or PIL) and layout.
+
+    A PIL mask's holes are its pixels with any colour channel >= `mask_threshold`."""
     from PIL import Image  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
     if isinstance(mask, Image.Image):
-      mask = np.asarray(mask.convert('L')) >= mask_threshold
+      mask = image_files.hole_of(np.asarray(
+          mask if mask.mode in image_files.LAYOUTS else mask.convert('RGB')), mask_threshold)
     if not isinstance(image, Image.Image):
       return self.inpaint_array(image, mask)
     mode = image.mode
-    working = image if mode in ('L', 'RGB', 'RGBA') else image.convert(
+    working = image if mode in image_files.LAYOUTS else image.convert(
         'RGBA' if 'A' in mode or 'transparency' in image.info else 'RGB')
     repaired = Image.fromarray(self.inpaint_array(np.asarray(working), mask))
     return repaired if repaired.mode == mode else repaired.convert(mode)

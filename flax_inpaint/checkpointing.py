@@ -5,6 +5,8 @@ temporary folder, then renamed): a killed run leaves the previous step restorabl
 PRNG keys and the frozen VGG params are never saved.
 """
 
+import contextlib
+import logging
 import pathlib
 
 import orbax.checkpoint as ocp
@@ -19,14 +21,34 @@ def checkpoint_dir(workdir) -> pathlib.Path:
   return pathlib.Path(workdir).expanduser().absolute() / 'checkpoints'
 
 
+class _DropReadOnlyNotice(logging.Filter):
+  """orbax warns on every read-only manager; reading a checkpoint is not worth a warning."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith('Given directory is read only')
+
+
+@contextlib.contextmanager
+def _quiet_read_only():
+  absl_logger, notice = logging.getLogger('absl'), _DropReadOnlyNotice()
+  absl_logger.addFilter(notice)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(notice)
+
+
 def make_manager(workdir, *, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       preservation_policy=preservation_policy.LatestN(keep),
-      enable_async_checkpointing=True,
-      cleanup_tmp_directories=True,
+      enable_async_checkpointing=not read_only,
+      # Read-only managers (evaluation, inference) neither save nor clean up.
+      cleanup_tmp_directories=not read_only,
+      save_interval_steps=0 if read_only else 1,
       read_only=read_only,
       create=not read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+  with _quiet_read_only():
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
 def save(manager, step: int, state) -> None:

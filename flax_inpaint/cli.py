@@ -146,9 +146,12 @@ def _user_errors():
   """The exception types that are the user's to fix: one line, exit status 2."""
   from flax_inpaint import checkpointing  # pylint: disable=g-import-not-at-top
   from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import exported  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
   from flax_inpaint import vgg  # pylint: disable=g-import-not-at-top
   return (UsageError, app.UsageError, config_lib.ConfigError, checkpointing.CheckpointError,
-          vgg.WeightsError, FileNotFoundError)
+          vgg.WeightsError, image_files.ImageFileError, exported.ExportError,
+          FileNotFoundError)
 
 
 def run(argv=None):

@@ -3,12 +3,15 @@
 import os
 import pathlib
 import sys
+import tempfile
 
 # Before JAX is imported anywhere: 4 CPU devices so every test exercises sharding.
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ['JAX_PLATFORMS'] = 'cpu'
+# No test reads the developer's weights cache (~/.cache/flax_inpaint): users' machines differ.
+os.environ['FLAX_INPAINT_CACHE'] = tempfile.mkdtemp(prefix='flax_inpaint_cache_')
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

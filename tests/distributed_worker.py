@@ -1,7 +1,10 @@
-"""One process of the multi-process test: 3 train steps of configs/test.py, params saved.
+"""One process of the multi-process tests.
 
   python tests/distributed_worker.py PROCESS_ID NUM_PROCESSES PORT OUT.npz
-NUM_PROCESSES=1 runs without jax.distributed (the reference).
+    3 train steps of configs/test.py, params saved (NUM_PROCESSES=1: no jax.distributed,
+    the reference).
+  python tests/distributed_worker.py PROCESS_ID NUM_PROCESSES PORT WORKDIR --loop
+    the training loop (loop.run_loop) for up to 100,000 steps in WORKDIR, until a signal.
 """
 
 import os
@@ -9,22 +12,23 @@ import sys
 
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'
 os.environ['JAX_PLATFORMS'] = 'cpu'
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from configs import test  # pylint: disable=g-import-not-at-top
+from flax_inpaint import components  # pylint: disable=g-import-not-at-top
+from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
 from flax_inpaint import distributed  # pylint: disable=g-import-not-at-top
-from flax_inpaint import models  # pylint: disable=g-import-not-at-top
+from flax_inpaint import loop  # pylint: disable=g-import-not-at-top
 from flax_inpaint import sharding  # pylint: disable=g-import-not-at-top
 from flax_inpaint import steps  # pylint: disable=g-import-not-at-top
-from flax_inpaint import train  # pylint: disable=g-import-not-at-top
 
 
 def main():
   process_id, num_processes, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-  config = test.get_config()
+  config = config_lib.load_sibling(os.path.join(ROOT, 'configs', 'test.py'), 'test')
   if num_processes > 1:
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     config.distributed.initialize = True
@@ -33,12 +37,13 @@ def main():
     config.distributed.process_id = process_id
     assert distributed.maybe_initialize(config.distributed)
   assert jax.process_count() == num_processes and jax.device_count() == num_processes
-  mesh = sharding.make_mesh()
-  model = models.create_model(config.model)
-  tx = steps.make_optimizer(config.train)
-  vgg_params, loss_config = train.load_vgg_params(config.loss)
+  if '--loop' in sys.argv:
+    run_loop_until_signalled(config, out, process_id)
+    return
+  parts = components.build(config_lib.resolve(config))
+  mesh, model, tx, vgg_params = parts.mesh, parts.model, parts.tx, parts.vgg_params
   state = steps.create_train_state(model, tx, config.data.image_size, 0, mesh)
-  step = steps.make_train_step(model, tx, loss_config, config.masks, mesh)
+  step = steps.make_train_step(model, tx, parts.config, mesh)
   rng = np.random.default_rng(0)
   local = sharding.local_batch_size(config.train.batch_size)
   for _ in range(3):
@@ -49,6 +54,21 @@ def main():
   np.savez(out, *[np.asarray(x.addressable_data(0)) for x in leaves])
   if num_processes > 1:
     jax.distributed.shutdown()
+
+
+def run_loop_until_signalled(config, workdir, process_id):
+  config.train.num_steps = 100_000
+  config.train.checkpoint_every = 100_000
+  config.train.log_every = 5
+  local = sharding.local_batch_size(config.train.batch_size)
+  rng = np.random.default_rng(process_id)
+  batches = (rng.integers(0, 256, (local, 32, 32, 3), np.uint8) for _ in range(10 ** 6))
+  started = f'{workdir}.started{process_id}'
+  hooks = [lambda step: open(started, 'w').close() if step == 10 else None]
+  state = loop.run_loop(components.build(config_lib.resolve(config)), workdir,
+                        train_batches=batches, writer=loop.LogOnlyWriter(), hooks=hooks)
+  print(f'process {process_id} stopped at step {int(state.step)}', flush=True)
+  jax.distributed.shutdown()
 
 
 if __name__ == '__main__':

@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT
 
 CORE_MODULES = ('models', 'ops', 'vgg', 'losses', 'masks', 'steps', 'sharding', 'checkpointing',
-                'benchmark', 'train', 'evaluate', 'run_eval', 'inpaint', 'metrics')
+                'components', 'config_lib', 'loop', 'api', 'benchmark', 'evaluate', 'inpaint',
+                'metrics', 'baselines')
 
 
 def run_python(args, timeout=300):
@@ -32,7 +33,7 @@ def test_core_imports_without_tensorflow_or_clu():
 
 @pytest.mark.parametrize('padded', [False, True])
 def test_benchmark_prints_json_on_cpu(padded):
-  flags = ['--config.model.input_channels=8', '--config.loss.vgg_input_channels=8']
+  flags = ['--config.impl.unet_input_channels=8', '--config.impl.vgg_input_channels=8']
   result = run_python(['-m', 'flax_inpaint.benchmark', '--config=configs/test.py',
                        '--steps=2', '--warmup=1'] + (flags if padded else []))
   assert result.returncode == 0, result.stderr[-3000:]
@@ -56,15 +57,14 @@ def test_reference_workload_counts_227_gflop_per_image():
   first U-Net conv's input gradient is never computed: 227.4)."""
   code = '''
 import jax, numpy as np
-from configs import reference
-from flax_inpaint import benchmark, models, sharding, steps, train
-config = reference.get_config()
+from flax_inpaint import benchmark, components, config_lib, steps
+config = config_lib.load_sibling('configs/x.py', 'reference')
 config.train.batch_size = 1
-model, tx = models.create_model(config.model), steps.make_optimizer(config.train)
-vgg_params, loss_config = train.load_vgg_params(config.loss)
-state = jax.eval_shape(lambda: steps.init_state(model, tx, 256, 0))
-step = steps.make_train_step(model, tx, loss_config, config.masks, sharding.make_mesh())
-jaxpr = jax.make_jaxpr(step)(state, np.zeros((1, 256, 256, 3), np.uint8), vgg_params,
+config.data.data_dir = '/tmp/unused'
+parts = components.build(config_lib.resolve(config))
+state = jax.eval_shape(lambda: steps.init_state(parts.model, parts.tx, 256, 0))
+step = steps.make_train_step(parts.model, parts.tx, parts.config, parts.mesh)
+jaxpr = jax.make_jaxpr(step)(state, np.zeros((1, 256, 256, 3), np.uint8), parts.vgg_params,
                              jax.random.key(0))
 print(benchmark.conv_flops(jaxpr.jaxpr) / 1e9)
 '''

@@ -1,10 +1,14 @@
-"""Two processes on localhost (jax.distributed, CPU collectives) train 3 steps and end
-with identical params, equal to the one-process result."""
+"""Two processes on localhost (jax.distributed, CPU collectives): 3 steps end with
+identical params, equal to the one-process result; a SIGTERM to one process stops both at
+one agreed step."""
 
 import os
+import pathlib
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -42,6 +46,30 @@ def test_two_processes_match_one(tmp_path):
     np.testing.assert_array_equal(a, b)  # Replicated: bit-identical across processes.
     np.testing.assert_allclose(a, c, rtol=2e-5, atol=1e-6)
   assert any(not np.allclose(a, 0) for a in p0)
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path):
+  """Preemption reaches one host only: JAX's preemption sync point makes every process
+  save the same step (a collective save) and exit 0, instead of one saving while the
+  other steps on (a hang)."""
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  port, workdir = str(free_port()), tmp_path / 'run'
+  procs = [subprocess.Popen([sys.executable, WORKER, str(i), '2', port, str(workdir), '--loop'],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  deadline = time.time() + 240
+  while not all(pathlib.Path(f'{workdir}.started{i}').exists() for i in range(2)):
+    assert time.time() < deadline and all(p.poll() is None for p in procs), [
+        p.communicate()[0][-2000:] for p in procs if p.poll() is not None]
+    time.sleep(0.2)
+  procs[1].send_signal(signal.SIGTERM)  # Only the second process is told.
+  outputs = [p.communicate(timeout=240)[0] for p in procs]
+  for p, out in zip(procs, outputs):
+    assert p.returncode == 0, out[-3000:]
+  stopped = [int(out.split('stopped at step ')[1].split()[0]) for out in outputs]
+  assert stopped[0] == stopped[1] > 10, outputs
+  saved = sorted(int(d.name) for d in (workdir / 'checkpoints').iterdir() if d.name.isdigit())
+  assert saved == [stopped[0]]
 
 
 def test_detect_cluster_only_for_multi_process_launches():

@@ -1,18 +1,18 @@
-"""Metrics against closed forms and scikit-image; reproducible eval; baselines;
-inpainting users' files of any size."""
+"""Metrics against closed forms and scikit-image; reproducible eval by mask kind and hole
+area; baselines; restoring weights for inference without the optimizer."""
 
 import json
 
 import jax
 import numpy as np
-from PIL import Image
 import pytest
 
+from conftest import build, train_tiny
+from flax_inpaint import baselines
+from flax_inpaint import components
 from flax_inpaint import evaluate
-from flax_inpaint import inpaint
+from flax_inpaint import masks
 from flax_inpaint import metrics
-from flax_inpaint import sharding
-from flax_inpaint import train
 
 
 def test_psnr_closed_forms():
@@ -42,113 +42,98 @@ def test_ssim_equals_scikit_image():
   assert metrics.ssim(a, a) == pytest.approx(1.0)
 
 
-def test_eval_masks_and_manifest_identical_across_runs():
-  images = np.random.default_rng(1).integers(0, 256, (5, 64, 64, 3), np.uint8)
-  runs = [evaluate.eval_masks(5, 64, 64, seed=3, num_patches=4, patch_size=8)
-          for _ in range(2)]
-  np.testing.assert_array_equal(runs[0], runs[1])
-  manifests = [evaluate.manifest(images, m) for m in runs]
+def test_eval_masks_and_manifest_identical_across_runs(test_config):
+  images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), np.uint8)
+  names = [f'im{i}' for i in range(5)]
+  kinds = ('squares', 'boxes', 'strokes')
+  runs = [{k: evaluate.eval_masks(test_config, k, 5) for k in kinds} for _ in range(2)]
+  for kind in kinds:
+    np.testing.assert_array_equal(runs[0][kind], runs[1][kind])
+  manifests = [evaluate.manifest(images, m, names) for m in runs]
   assert manifests[0] == manifests[1]
-  other = evaluate.manifest(images, evaluate.eval_masks(5, 64, 64, seed=4, num_patches=4,
-                                                       patch_size=8))
+  assert set(manifests[0]['images'][0]) >= {f'mask_sha256_{k}' for k in kinds}
+  test_config.eval.seed = 4
+  other = evaluate.manifest(images, {k: evaluate.eval_masks(test_config, k, 5) for k in kinds},
+                            names)
   assert other['set_sha256'] != manifests[0]['set_sha256']
 
 
-def test_every_baseline_row_and_outputs(tmp_path):
+def test_every_baseline_row_and_outputs(test_config):
   rng = np.random.default_rng(2)
   images = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
-  hole_masks = evaluate.eval_masks(3, 32, 32, seed=0, num_patches=2, patch_size=8)
-  results, outputs = evaluate.evaluate_methods(images, hole_masks,
-                                               evaluate.baseline_repairers())
+  holes = {'squares': evaluate.eval_masks(test_config, 'squares', 3)}
+  rows, outputs = evaluate.evaluate_methods(images, holes, baselines.repairers(),
+                                            lambda a, b: None)
+  results = {m: evaluate.mean_rows(r) for m, r in rows['squares'].items()}
   assert set(results) == {'telea', 'ns', 'mean_fill', 'masked'}
   originals = images / 255.0
-  for name, repaired in outputs.items():
+  hole_masks = holes['squares']
+  for repaired in outputs['squares'].values():
     outside = hole_masks[..., 0] == 0
     np.testing.assert_allclose(repaired[outside], originals[outside], atol=1e-6)
   assert results['masked']['hole_mae'] == pytest.approx(
       np.mean([metrics.mae(np.zeros_like(o), o, h) for o, h in zip(originals, hole_masks)]))
   assert results['telea']['hole_psnr'] > results['masked']['hole_psnr']
-  evaluate.write_outputs(tmp_path, results, outputs, images, hole_masks,
-                         evaluate.manifest(images, hole_masks))
-  assert json.loads((tmp_path / 'metrics.json').read_text())['_meta']['num_images'] == 3
-  assert 'mean_fill' in (tmp_path / 'report.md').read_text()
-  assert (tmp_path / 'grid_00.png').exists()
+  assert results['telea']['lpips'] is None  # No LPIPS weights given.
+
+
+def test_hole_area_bins_add_up_to_the_pairs_evaluated(test_config):
+  rng = np.random.default_rng(5)
+  images = rng.integers(0, 256, (6, 32, 32, 3), np.uint8)
+  kinds = ('squares', 'boxes', 'strokes')
+  holes = {k: evaluate.eval_masks(test_config, k, 6) for k in kinds}
+  rows, _ = evaluate.evaluate_methods(images, holes, baselines.repairers(), lambda a, b: None)
+  fractions = {k: h.mean(axis=(1, 2, 3)) for k, h in holes.items()}
+  table = evaluate.by_hole_area(rows, fractions)
+  assert list(table) == list(masks.AREA_BINS)
+  assert sum(entry['num_images'] for entry in table.values()) == 6 * len(kinds)
+  for bin_name, entry in table.items():
+    members = [(k, i) for k in kinds for i in range(6)
+               if masks.hole_area_bin(fractions[k][i]) == bin_name]
+    if members:
+      expected = np.mean([rows[k]['telea'][i]['hole_psnr'] for k, i in members])
+      assert entry['telea']['hole_psnr'] == pytest.approx(expected)
 
 
 @pytest.fixture(scope='module')
 def trained_workdir(tmp_path_factory):
   """A real checkpoint of the tiny model (2 steps of configs/test.py)."""
-  from configs import test  # pylint: disable=g-import-not-at-top
-  config = test.get_config()
+  from conftest import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config('test')
   config.train.num_steps = 2
   workdir = tmp_path_factory.mktemp('model')
-  rng = np.random.default_rng(0)
-  batches = (rng.integers(0, 256, (4, 32, 32, 3), np.uint8) for _ in range(100))
-  vgg_params, loss_config = train.load_vgg_params(config.loss)
-  train.run_loop(config, workdir, mesh=sharding.make_mesh(), train_batches=batches,
-                 writer=train.LogOnlyWriter(), vgg_params=vgg_params, loss_config=loss_config)
+  train_tiny(config, workdir)
   return config, workdir
 
 
 def test_weights_restore_whatever_the_optimizer_config(trained_workdir):
-  from flax_inpaint import checkpointing, models, steps  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import run_eval  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import checkpointing, sharding, steps  # pylint: disable=g-import-not-at-top
   config, workdir = trained_workdir
-  model = models.create_model(config.model)
-  tx = steps.make_optimizer(config.train)
+  parts = build(config)
   full = checkpointing.restore(
       checkpointing.make_manager(workdir, read_only=True),
-      steps.abstract_train_state(model, tx, 32, 0, sharding.make_mesh()))
+      steps.abstract_train_state(parts.model, parts.tx, 32, 0, sharding.make_mesh()))
   other = config.copy_and_resolve_references()
   other.train.warmup_steps, other.train.grad_clip = 5, 1.0  # A different opt_state tree.
-  _, params, _, step = run_eval.restore_model(other, workdir)
+  inference = build(other, training=False)
+  assert inference.tx is None and inference.vgg_params is None
+  variables, step = components.restore_variables(inference, workdir)
   assert step == 2
-  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(params)):
+  for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(variables['params'])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_inpaint_any_size_keeps_valid_pixels_exactly(trained_workdir, tmp_path):
+def test_eval_mode_writes_every_kind_and_bin(trained_workdir, tmp_path):
   config, workdir = trained_workdir
-  rng = np.random.default_rng(3)
-  image = rng.integers(0, 256, (217, 301, 3), np.uint8)  # 301 wide, 217 high.
-  hole = np.zeros((217, 301), np.uint8)
-  hole[50:90, 100:160] = 255
-  hole[200:217, 290:301] = 1  # A hole at the border, and a non-255 non-zero value.
-  (tmp_path / 'in').mkdir()
-  (tmp_path / 'masks').mkdir()
-  Image.fromarray(image).save(tmp_path / 'in' / 'photo.png')
-  Image.fromarray(hole).save(tmp_path / 'masks' / 'photo.png')
-  written = inpaint.run(config, workdir, tmp_path / 'in', tmp_path / 'masks', tmp_path / 'out')
-  assert [p.name for p in written] == ['photo.png']
-  out = np.asarray(Image.open(tmp_path / 'out' / 'photo.png'))
-  assert out.shape == (217, 301, 3)
-  valid = hole == 0
-  np.testing.assert_array_equal(out[valid], image[valid])
-  assert not np.array_equal(out[~valid], image[~valid])
-
-
-def test_inpaint_alpha_mask_empty_mask_and_errors(trained_workdir, tmp_path):
-  config, workdir = trained_workdir
-  rng = np.random.default_rng(4)
-  rgba = rng.integers(0, 256, (40, 50, 4), np.uint8)
-  rgba[..., 3] = 255
-  rgba[10:20, 10:20, 3] = 0  # Transparent = hole.
-  Image.fromarray(rgba, 'RGBA').save(tmp_path / 'alpha.png')
-  inpaint.run(config, workdir, tmp_path / 'alpha.png', None, tmp_path / 'out')
-  out = np.asarray(Image.open(tmp_path / 'out' / 'alpha.png'))
-  np.testing.assert_array_equal(out[:10], rgba[:10, :, :3])
-
-  rgb = rng.integers(0, 256, (40, 50, 3), np.uint8)
-  Image.fromarray(rgb).save(tmp_path / 'plain.png')
-  Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / 'empty_mask.png')
-  inpaint.run(config, workdir, tmp_path / 'plain.png', tmp_path / 'empty_mask.png',
-              tmp_path / 'out2')
-  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'out2' / 'plain.png')), rgb)
-
-  Image.fromarray(np.zeros((41, 50), np.uint8)).save(tmp_path / 'wrong_size.png')
-  with pytest.raises(inpaint.InpaintError, match='must match'):
-    inpaint.run(config, workdir, tmp_path / 'plain.png', tmp_path / 'wrong_size.png',
-                tmp_path / 'out3')
-  with pytest.raises(FileNotFoundError, match='No checkpoint'):
-    inpaint.run(config, tmp_path / 'no_model', tmp_path / 'plain.png',
-                tmp_path / 'empty_mask.png', tmp_path / 'out4')
+  config = config.copy_and_resolve_references()
+  config.eval.mask_kinds = ('squares', 'strokes')
+  payload = evaluate.run(config, workdir, tmp_path)
+  written = json.loads((tmp_path / 'metrics.json').read_text())
+  assert written == json.loads(json.dumps(payload))
+  assert set(written['by_mask_kind']) == {'squares', 'strokes'}
+  assert written['ours'] == written['by_mask_kind']['squares']['ours']  # Top level: 1st kind.
+  assert sum(e['num_images'] for e in written['by_hole_area'].values()) == 2 * 4
+  assert written['ours']['lpips'] is None  # configs/test.py: random VGG16, no LPIPS layers.
+  report = (tmp_path / 'report.md').read_text()
+  assert '## Masks: strokes' in report and '## By hole area' in report
+  assert (tmp_path / 'grid_squares_00.png').exists() and (tmp_path / 'grid_strokes_00.png').exists()

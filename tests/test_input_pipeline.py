@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import run_main
+from conftest import load_config, run_main
 from flax_inpaint import images as images_lib
 
 tf = pytest.importorskip('tensorflow')
@@ -92,8 +92,7 @@ def prepared(kaggle_tree, tmp_path_factory):
 
 
 def config_for(data_dir, source='album_covers', **data):
-  from configs import test  # pylint: disable=g-import-not-at-top
-  config = test.get_config()
+  config = load_config('test')
   config.data.source = source
   config.data.data_dir = str(data_dir)
   config.data.image_size = 256
@@ -206,3 +205,54 @@ def test_unprepared_dataset_is_a_clear_error(tmp_path):
                      f'--config.data.data_dir={tmp_path}'], tmp_path / 'w')
   assert result.returncode != 0
   assert '--mode=prepare' in result.stdout
+
+
+def test_skipped_files_are_counted_once_across_epochs_and_named(kaggle_tree):
+  config = config_for(None, source='folder', dir=str(kaggle_tree), image_size=32)
+  config.train.batch_size = 4
+  config.data.random_flip = False
+  skipped = input_pipeline.SkipCounter('folder')
+  batches = input_pipeline.train_batches(config, skipped=skipped)
+  bad_in_train = sorted(n for n in ('truncated.jpg', 'corrupt.png', 'empty.jpg', 'notes.txt')
+                        if images_lib.split_of(n) == 'train')
+  for _ in range(3 * NUM_GOOD // 4):  # About three epochs.
+    next(batches)
+  assert sorted(pathlib.PurePath(n).name for n in skipped.names) == bad_in_train
+  assert skipped.summary().startswith(f'folder: {len(bad_in_train)} undecodable file(s) '
+                                      'skipped so far, e.g. ')
+  assert 'BytesIO' not in skipped.summary()
+
+
+def test_a_bad_file_is_named_by_its_path_not_a_buffer(tmp_path):
+  (tmp_path / 'bad.jpg').write_bytes(b'not a jpeg')
+  with pytest.raises(images_lib.BadImageError) as raised:
+    images_lib.load(tmp_path / 'bad.jpg')
+  assert str(raised.value) == (f'{tmp_path}/bad.jpg: not a decodable image '
+                               '(UnidentifiedImageError: cannot identify image file)')
+
+
+def test_a_folder_of_only_bad_files_says_so(tmp_path):
+  for i in range(6):
+    (tmp_path / f'bad_{i}.jpg').write_bytes(b'garbage')
+  config = config_for(None, source='folder', dir=str(tmp_path), image_size=32)
+  with pytest.raises(FileNotFoundError) as raised:
+    input_pipeline.eval_images(config, 4)
+  assert 'No decodable images in split' in str(raised.value)
+  assert 'file(s) skipped as undecodable' in str(raised.value)
+
+
+def test_a_small_prepared_set_without_validation_falls_back_to_train(tmp_path):
+  names = [f'tiny_{i}' for i in range(60)]
+  train_only = [n for n in names if images_lib.split_of(n + '.png') == 'train'][:5]
+  source = tmp_path / 'kaggle'
+  source.mkdir()
+  rng = np.random.default_rng(0)
+  for name in train_only:
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(source / f'{name}.png')
+  config = config_for(tmp_path / 'tfds', image_size=32)
+  config.data.manual_dir = str(source)
+  config.data.prepare_size = 32
+  assert input_pipeline.prepare(config)['splits'] == {'train': 5}
+  images, names_read = input_pipeline.eval_images(config, 3)
+  assert images.shape == (3, 32, 32, 3)
+  assert all(images_lib.split_of(n) == 'train' for n in names_read)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from flax_inpaint import defaults
 from flax_inpaint import losses
 from flax_inpaint import models
 from flax_inpaint import vgg
@@ -45,13 +45,13 @@ def test_gram_matrix_closed_form():
 
 
 def loss_config(**overrides):
-  config = default.get_config().loss
+  config = defaults.get_config().loss
   config.vgg_weights = 'random'
   config.perceptual_layers = ('relu1_2', 'relu2_2')
   config.perceptual_layer_weights = (1.0, 0.5)
   for k, v in overrides.items():
     config[k] = v
-  return losses.resolve_loss_config(config)
+  return config
 
 
 def test_total_is_the_sum_of_weighted_terms():
@@ -68,14 +68,6 @@ def test_total_is_the_sum_of_weighted_terms():
   assert float(terms['tv']) == pytest.approx(0.5 * float(losses.total_variation(image=comp)))
   assert float(loss) == pytest.approx(float(terms['l1'] + terms['l2'] + terms['tv']))
   assert 'perceptual' not in terms
-
-
-def test_pconv_preset():
-  cfg = loss_config(preset='pconv')
-  assert (cfg['hole_weight'], cfg['valid_weight'], cfg['perceptual_weight'],
-          cfg['style_weight'], cfg['tv_weight']) == (6.0, 1.0, 0.05, 120.0, 0.1)
-  with pytest.raises(ValueError, match='loss.preset'):
-    loss_config(preset='nope')
 
 
 @pytest.fixture(scope='module')

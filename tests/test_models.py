@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from flax_inpaint import defaults
 from flax_inpaint import models
 
 
@@ -39,9 +39,10 @@ def count(tree):
 @pytest.mark.parametrize('size', ['small', 'medium', 'large'])
 @pytest.mark.parametrize('bottleneck', ['plain', 'dilated'])
 def test_param_counts_and_shapes(size, bottleneck):
-  config = default.get_config().model
+  full = defaults.get_config()
+  config = full.model
   config.size, config.bottleneck = size, bottleneck
-  model = models.create_model(config)
+  model = models.create_model(config, full.impl)
   hw = models.size_multiple(config) * 2
   images = jnp.zeros((2, hw, hw, 3))
   holes = jnp.zeros((2, hw, hw, 1))
@@ -61,9 +62,10 @@ def test_small_is_the_seeds_small_unet():
 @pytest.mark.parametrize('norm,upsample,dtype', [('batch', 'transpose', 'float32'),
                                                  ('none', 'resize', 'bfloat16')])
 def test_variants_run_and_output_in_unit_range(norm, upsample, dtype):
-  config = default.get_config().model
+  full = defaults.get_config()
+  config = full.model
   config.size, config.norm, config.upsample, config.dtype = 'tiny', norm, upsample, dtype
-  model = models.create_model(config)
+  model = models.create_model(config, full.impl)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.random((2, 16, 16, 3)), jnp.float32)
   holes = jnp.zeros((2, 16, 16, 1)).at[:, 4:8, 4:8].set(1.0)
