@@ -32,11 +32,12 @@ class InferenceOptions:
   multiple: int
   strategy: str = 'crop'
   crop_margin: int = 64
-  bucket_scales: Sequence[int] = (1, 2, 4)
+  bucket_scales: Sequence[float] = (0.75, 1, 2, 4)
 
   @property
   def buckets(self):
-    return tuple(self.train_size * s for s in self.bucket_scales)
+    """Window sides in pixels; the smallest is also the smallest window."""
+    return tuple(int(round(self.train_size * s)) for s in self.bucket_scales)
 
   @classmethod
   def from_config(cls, config, multiple: int) -> 'InferenceOptions':
@@ -72,12 +73,18 @@ class Inpainter:
     """
     from flax_inpaint import components as components_lib  # pylint: disable=g-import-not-at-top
     from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
-    from flax_inpaint import models  # pylint: disable=g-import-not-at-top
-    from flax_inpaint import steps  # pylint: disable=g-import-not-at-top
     config = config_lib.config_for_workdir(config, workdir, mode='inpaint')
     components = components_lib.build(config, training=False)
     variables, step = components_lib.restore_variables(components, workdir)
+    return cls.from_variables(components, variables, step=step)
+
+  @classmethod
+  def from_variables(cls, components, variables, *, step=None) -> 'Inpainter':
+    """A model in memory: `components.build(config, training=False)` and its variables."""
+    from flax_inpaint import models  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import steps  # pylint: disable=g-import-not-at-top
     predict_fn = steps.make_predict_fn(components.model)
+    config = components.config
     options = InferenceOptions.from_config(config, models.size_multiple(config.model))
     return cls(lambda images, holes: np.asarray(predict_fn(variables, images, holes)),
                options, step=step)
@@ -110,7 +117,7 @@ class Inpainter:
     # One window at a time: every call has the same batch, so a bucket compiles once.
     repaired_rgb = crops.inpaint_crops(
         np.ascontiguousarray(image_files.rgb_of(pixels)), hole, self._predict,
-        train_size=o.train_size, margin=o.crop_margin, buckets=o.buckets,
+        min_window=o.buckets[0], margin=o.crop_margin, buckets=o.buckets,
         multiple=o.multiple, strategy=o.strategy, batch_size=1)
     return image_files.restore_pixels(pixels, repaired_rgb, hole, opaque_holes=opaque_holes)
 

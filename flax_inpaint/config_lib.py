@@ -105,9 +105,12 @@ def validate(config, *, num_devices=None, mode='train'):
   if config.inpaint.crop_margin < 0:
     raise ConfigError(f'config.inpaint.crop_margin={config.inpaint.crop_margin} must be >= 0')
   scales = tuple(config.inpaint.bucket_scales)
-  if not scales or any(int(s) != s or s < 1 for s in scales) or list(scales) != sorted(scales):
-    raise ConfigError(f'config.inpaint.bucket_scales={scales} must be increasing whole '
-                      'numbers >= 1 (window sides as multiples of data.image_size)')
+  sides = [config.data.image_size * s for s in scales]
+  if (not scales or any(s <= 0 for s in scales) or list(scales) != sorted(set(scales))
+      or any(side != round(side) or round(side) % multiple for side in sides)):
+    raise ConfigError(f'config.inpaint.bucket_scales={scales} must be increasing and give '
+                      f'window sides (x data.image_size={config.data.image_size}) divisible '
+                      f'by {multiple}')
   try:
     masks.validate_mask_config(config.masks, config.data.image_size)
   except ValueError as e:

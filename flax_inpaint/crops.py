@@ -2,7 +2,7 @@
 
 A 12-megapixel photo with a few small holes needs the model only near the holes. The holes
 are grouped into regions and each region gets one window: the region's bounding box grown
-by `margin` on each side, at least `train_size` per side, shifted (not shrunk) to stay in
+by `margin` on each side, at least `min_window` per side, shifted (not shrunk) to stay in
 the image. A window runs padded to the smallest square *bucket* side that holds it, so a
 folder of mixed image sizes compiles one program per bucket, not one per image. Only the
 hole pixels are pasted back: every other pixel is the input's, bit for bit.
@@ -14,17 +14,17 @@ Strategies (`inpaint.strategy`):
            prediction scaled back up (LaMa's and IOPaint's Resize).
   'full'   the whole image, padded up to `multiple` (the path before crops existed).
 
-Defaults, and why:
-  buckets  (train_size, 2 * train_size, 4 * train_size): (256, 512, 1024) at the default
-           training size: three programs cover windows up to 1024 px.
+Defaults, and why (`config.inpaint`; `min_window` is the smallest bucket):
+  buckets  (0.75, 1, 2, 4) x the training size: (192, 256, 512, 1024) at 256. Four
+           programs cover windows up to 1024 px; the 192 px one holds a hole of up to
+           64 px with its full margin, at 56% of a 256 px window's cost (a photo with a few
+           scratches runs one small window per scratch).
   margin   64 px. IOPaint's Crop uses `hd_strategy_crop_margin` = 128 image pixels
            (iopaint/schema.py; its LaMa was trained on 256 px crops) and sets no minimum
            window, so there the margin is all the context a small hole gets. Here every
-           window is at least train_size, so a small hole already sees (256 - hole) / 2 px
-           of context on each side, and the margin decides only for larger holes: with 64,
-           holes up to train_size - 2 * 64 = 128 px run at the 256 bucket, the training
-           scale, with at least 64 px of real context; with 128, every hole would need 257+
-           px and run at 512.
+           window is at least `min_window`, so a small hole sees more than the margin, and
+           holes up to 256 - 2 * 64 = 128 px run at the training scale with at least 64 px
+           of real context on each side.
 
 Padding: image and hole mask are padded alike (reflect, or symmetric when the padding is
 as large as the side), as the whole-image path did. Padding the mask with 0 instead would
@@ -90,31 +90,31 @@ class Window:
     return (max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale)))
 
 
-def default_buckets(train_size: int) -> Tuple[int, ...]:
-  return tuple(train_size * s for s in DEFAULT_BUCKET_SCALES)
+def default_buckets(min_window: int) -> Tuple[int, ...]:
+  return tuple(min_window * s for s in DEFAULT_BUCKET_SCALES)
 
 
 def _round_up(size: int, multiple: int) -> int:
   return -(-size // multiple) * multiple
 
 
-def _check_options(train_size, margin, buckets, multiple, strategy):
+def _check_options(min_window, margin, buckets, multiple, strategy):
   if strategy not in STRATEGIES:
     raise ValueError(f'inpaint.strategy={strategy!r}: use one of {", ".join(STRATEGIES)}')
-  if train_size < 1 or margin < 0 or multiple < 1:
-    raise ValueError(f'train_size={train_size}, margin={margin}, multiple={multiple}: '
-                     'train_size and multiple must be >= 1, margin >= 0')
+  if min_window < 1 or margin < 0 or multiple < 1:
+    raise ValueError(f'min_window={min_window}, margin={margin}, multiple={multiple}: '
+                     'min_window and multiple must be >= 1, margin >= 0')
   if strategy == 'full':
     return
   if not buckets or any(b < 1 or b % multiple for b in buckets):
     raise ValueError(f'buckets={tuple(buckets)}: give sides that are multiples of {multiple}')
-  if max(buckets) < train_size:
-    raise ValueError(f'buckets={tuple(buckets)}: the largest must be >= train_size={train_size}')
+  if max(buckets) < min_window:
+    raise ValueError(f'buckets={tuple(buckets)}: the largest must be >= min_window={min_window}')
 
 
-def _span(lo: int, hi: int, size: int, train_size: int, margin: int) -> Tuple[int, int]:
-  """One axis of a window: [lo, hi) grown by margin, at least train_size, inside [0, size)."""
-  want = max(hi - lo + 2 * margin, train_size)
+def _span(lo: int, hi: int, size: int, min_window: int, margin: int) -> Tuple[int, int]:
+  """One axis of a window: [lo, hi) grown by margin, at least min_window, inside [0, size)."""
+  want = max(hi - lo + 2 * margin, min_window)
   if want >= size:
     return 0, size
   start = lo - (want - (hi - lo)) // 2
@@ -123,9 +123,9 @@ def _span(lo: int, hi: int, size: int, train_size: int, margin: int) -> Tuple[in
   return start, start + want
 
 
-def _grow(box: Box, shape, train_size: int, margin: int) -> Box:
-  y0, y1 = _span(box[0], box[2], shape[0], train_size, margin)
-  x0, x1 = _span(box[1], box[3], shape[1], train_size, margin)
+def _grow(box: Box, shape, min_window: int, margin: int) -> Box:
+  y0, y1 = _span(box[0], box[2], shape[0], min_window, margin)
+  x0, x1 = _span(box[1], box[3], shape[1], min_window, margin)
   return y0, x0, y1, x1
 
 
@@ -144,15 +144,15 @@ def _component_boxes(components: np.ndarray, hole: Optional[np.ndarray] = None) 
           for s in ndimage.find_objects(labels) if s is not None]
 
 
-def _hole_regions(hole: np.ndarray, margin: int, train_size: int) -> List[Box]:
+def _hole_regions(hole: np.ndarray, margin: int, min_window: int) -> List[Box]:
   """Regions to start merging from: the hole's components; for a speckled mask with very
-  many, the components of the hole dilated by margin (at least train_size / 4), which
+  many, the components of the hole dilated by margin (at least min_window / 4), which
   bounds the pairwise merge below (it may join holes whose windows would not have met:
   a larger window, never a wrong one)."""
   regions = _component_boxes(hole)
   if len(regions) <= _MAX_REGIONS_UNDILATED:
     return regions
-  radius = max(margin, train_size // 4)
+  radius = max(margin, min_window // 4)
   # A square maximum filter is separable: fast even for 12-megapixel masks.
   dilated = ndimage.maximum_filter(hole.view(np.uint8), size=2 * radius + 1).view(bool)
   return _component_boxes(dilated, hole)
@@ -167,11 +167,11 @@ def _overlaps(windows: np.ndarray) -> np.ndarray:
   return overlaps
 
 
-def _merge_overlapping(regions: List[Box], shape, train_size: int, margin: int) -> List[Box]:
+def _merge_overlapping(regions: List[Box], shape, min_window: int, margin: int) -> List[Box]:
   """Merges regions whose windows overlap until every window stands alone (a merged
   region's window is larger and may reach a third region: hence the loop)."""
   while True:
-    windows = np.array([_grow(r, shape, train_size, margin) for r in regions])
+    windows = np.array([_grow(r, shape, min_window, margin) for r in regions])
     overlaps = _overlaps(windows)
     if not overlaps.any():
       return regions
@@ -194,7 +194,7 @@ def _run_shape_and_scale(window: Box, buckets, multiple: int, strategy: str):
   return (largest, largest), largest / longest
 
 
-def plan_windows(hole: np.ndarray, *, train_size: int, margin: int, buckets: Sequence[int],
+def plan_windows(hole: np.ndarray, *, min_window: int, margin: int, buckets: Sequence[int],
                  multiple: int, strategy: str) -> List[Window]:
   """Disjoint windows that together cover every hole pixel of a bool [H, W] mask ([] when
   there is no hole). Deterministic: the same mask gives the same windows.
@@ -202,7 +202,7 @@ def plan_windows(hole: np.ndarray, *, train_size: int, margin: int, buckets: Seq
   Raises:
     ValueError: an unknown strategy, or buckets that are not multiples of `multiple`.
   """
-  _check_options(train_size, margin, buckets, multiple, strategy)
+  _check_options(min_window, margin, buckets, multiple, strategy)
   hole = np.asarray(hole, bool)
   if not hole.any():
     return []
@@ -210,11 +210,11 @@ def plan_windows(hole: np.ndarray, *, train_size: int, margin: int, buckets: Seq
   if strategy == 'full':
     return [Window(0, 0, height, width,
                    (_round_up(height, multiple), _round_up(width, multiple)))]
-  regions = _merge_overlapping(_hole_regions(hole, margin, train_size), hole.shape,
-                               train_size, margin)
+  regions = _merge_overlapping(_hole_regions(hole, margin, min_window), hole.shape,
+                               min_window, margin)
   windows = []
   for region in regions:
-    box = _grow(region, hole.shape, train_size, margin)
+    box = _grow(region, hole.shape, min_window, margin)
     run_shape, scale = _run_shape_and_scale(box, buckets, multiple, strategy)
     windows.append(Window(*box, run_shape=run_shape, scale=scale))
   return windows
@@ -301,14 +301,14 @@ def _predict_batches(predict: PredictFn, images, holes, batch_size: Optional[int
 
 
 def inpaint_crops(image_rgb: np.ndarray, hole: np.ndarray, predict: PredictFn, *,
-                  train_size: int, margin: int = DEFAULT_MARGIN,
+                  min_window: int, margin: int = DEFAULT_MARGIN,
                   buckets: Optional[Sequence[int]] = None, multiple: int,
                   strategy: str = 'crop', batch_size: Optional[int] = None) -> np.ndarray:
   """Repairs uint8 [H, W, 3] `image_rgb` under bool [H, W] `hole` with the model's `predict`.
 
   Windows of one run shape go to predict together (see `_predict_batches` for
   batch_size). Returns uint8 [H, W, 3]: predictions (rounded) in the holes, the input
-  bit for bit everywhere else. buckets None: `default_buckets(train_size)`.
+  bit for bit everywhere else. buckets None: `default_buckets(min_window)`.
   """
   image_rgb, hole = np.asarray(image_rgb), np.asarray(hole, bool)
   if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[-1] != 3:
@@ -316,8 +316,8 @@ def inpaint_crops(image_rgb: np.ndarray, hole: np.ndarray, predict: PredictFn, *
                      f'{image_rgb.shape}')
   if hole.shape != image_rgb.shape[:2]:
     raise ValueError(f'hole is {hole.shape} but the image is {image_rgb.shape[:2]}')
-  buckets = default_buckets(train_size) if buckets is None else tuple(buckets)
-  windows = plan_windows(hole, train_size=train_size, margin=margin, buckets=buckets,
+  buckets = default_buckets(min_window) if buckets is None else tuple(buckets)
+  windows = plan_windows(hole, min_window=min_window, margin=margin, buckets=buckets,
                          multiple=multiple, strategy=strategy)
   _assert_disjoint(windows)
   by_shape = collections.defaultdict(list)

@@ -14,7 +14,7 @@ from flax_inpaint import models
 from flax_inpaint import steps
 
 # Small enough for CPU tests: the tiny U-Net halves twice, so sides are multiples of 4.
-OPTIONS = dict(train_size=32, margin=8, buckets=(32, 64), multiple=4)
+OPTIONS = dict(min_window=32, margin=8, buckets=(32, 64), multiple=4)
 
 
 @pytest.fixture(scope='module')
@@ -103,7 +103,7 @@ def test_holes_get_the_models_prediction_on_the_window(predict):
 
 
 def test_a_window_is_padded_to_its_bucket_by_reflection(predict):
-  # 40 x 50 image, 14 x 30 hole: the window is 32 x 46 (at least train_size rows; the hole's
+  # 40 x 50 image, 14 x 30 hole: the window is 32 x 46 (at least min_window rows; the hole's
   # columns + 8 px margins), run at the 64 bucket. 32 rows of padding are as many as the
   # window has, too many to reflect: symmetric.
   image = smooth_image(40, 50, seed=2)
@@ -147,7 +147,7 @@ def test_windows_are_disjoint_cover_every_hole_and_reach_train_size(seed):
 def test_window_shifts_inside_the_image_rather_than_shrink():
   (corner,) = windows_for(hole_mask(100, 100, (0, 97, 2, 3)))
   assert (corner.y0, corner.x0, corner.y1, corner.x1) == (0, 68, 32, 100)
-  (whole,) = windows_for(hole_mask(20, 25, (3, 4, 2, 2)))  # Smaller than train_size.
+  (whole,) = windows_for(hole_mask(20, 25, (3, 4, 2, 2)))  # Smaller than min_window.
   assert (whole.y0, whole.x0, whole.y1, whole.x1, whole.run_shape) == (0, 0, 20, 25, (32, 32))
 
 
@@ -220,9 +220,9 @@ def test_bad_options_raise_one_line():
   hole = hole_mask(40, 40, (1, 1, 2, 2))
   with pytest.raises(ValueError, match=r"^inpaint.strategy='tile': use one of crop, resize, "
                                        r"full$"):
-    crops.plan_windows(hole, train_size=32, margin=8, buckets=(32,), multiple=4,
+    crops.plan_windows(hole, min_window=32, margin=8, buckets=(32,), multiple=4,
                        strategy='tile')
   with pytest.raises(ValueError, match=r'^buckets=\(32, 50\): give sides that are multiples '
                                        r'of 4$'):
-    crops.plan_windows(hole, train_size=32, margin=8, buckets=(32, 50), multiple=4,
+    crops.plan_windows(hole, min_window=32, margin=8, buckets=(32, 50), multiple=4,
                        strategy='crop')
