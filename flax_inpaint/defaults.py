@@ -141,6 +141,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.seed = 0
   # Classical baselines in the eval table (OpenCV Telea/NS, mean fill, masked).
   config.eval.baselines = True
+  # False: the baselines only, no checkpoint needed (a reference table for a data set).
+  config.eval.model = True
   # Mask kinds evaluated (masks.KINDS but 'mixed'/'files'); the first gives metrics.json's
   # top-level entries. Each kind's masks are a pure function of (eval.seed, index, kind).
   config.eval.mask_kinds = ('squares',)

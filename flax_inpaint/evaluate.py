@@ -152,7 +152,9 @@ def report_table(results: dict, title: str) -> list:
 
 def report(payload: dict) -> str:
   meta = payload['_meta']
-  lines = [f"# Evaluation of step {meta.get('step', '?')}", '',
+  title = ('the baselines' if meta.get('step') is None
+           else f"the checkpoint of step {meta['step']}")
+  lines = [f'# Evaluation of {title}', '',
            f"{meta['num_images']} images; masks of each kind a pure function of (eval.seed="
            f"{meta.get('eval_seed')}, index, kind). Metrics on the composite (holes from the "
            'method, the original elsewhere); PSNR in dB, averaged per image; LPIPS lower is '
@@ -217,17 +219,25 @@ def model_repairer(components, variables, batch_size):
 def run(config, workdir, out_dir=None):
   """Evaluates the latest checkpoint of `workdir` (config None: the run's config.json);
   returns the metrics dict written to metrics.json."""
-  config = config_lib.config_for_workdir(config, workdir, mode='eval')
   out_dir = pathlib.Path(out_dir or pathlib.Path(workdir) / 'eval')
-  components = components_lib.build(config, training=False)
-  variables, step = components_lib.restore_variables(components, workdir)
-  logging.info('Evaluating the checkpoint of step %d', step)
+  repairers, step = {}, None
+  if config is not None and not config.eval.model:
+    config = config_lib.resolve(config, mode='eval')
+    logging.info('eval.model=False: evaluating the baselines only')
+  else:
+    config = config_lib.config_for_workdir(config, workdir, mode='eval')
+    components = components_lib.build(config, training=False)
+    variables, step = components_lib.restore_variables(components, workdir)
+    logging.info('Evaluating the checkpoint of step %d', step)
+    repairers['ours'] = model_repairer(components, variables, config.eval.batch_size)
+  if config.eval.baselines:
+    repairers.update(baselines.repairers())
+  if not repairers:
+    raise config_lib.ConfigError('config.eval.model=False and config.eval.baselines=False: '
+                                 'nothing to evaluate')
   eval_images, names = load_eval_set(config)
   kinds = tuple(config.eval.mask_kinds)
   masks_by_kind = {kind: eval_masks(config, kind, len(eval_images)) for kind in kinds}
-  repairers = {'ours': model_repairer(components, variables, config.eval.batch_size)}
-  if config.eval.baselines:
-    repairers.update(baselines.repairers())
   rows, outputs = evaluate_methods(eval_images, masks_by_kind, repairers, LpipsScorer(config))
   by_kind = {kind: {m: mean_rows(r) for m, r in methods.items()}
              for kind, methods in rows.items()}

@@ -137,3 +137,16 @@ def test_eval_mode_writes_every_kind_and_bin(trained_workdir, tmp_path):
   report = (tmp_path / 'report.md').read_text()
   assert '## Masks: strokes' in report and '## By hole area' in report
   assert (tmp_path / 'grid_squares_00.png').exists() and (tmp_path / 'grid_strokes_00.png').exists()
+
+
+def test_baselines_alone_need_no_checkpoint(tmp_path, test_config):
+  from conftest import write_images  # pylint: disable=g-import-not-at-top
+  write_images(tmp_path / 'val', 3, size=32)
+  test_config.eval.dir = str(tmp_path / 'val')
+  test_config.eval.model = False
+  test_config.eval.mask_kinds = ('boxes',)
+  payload = evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
+  assert 'ours' not in payload and set(payload['by_mask_kind']['boxes']) == {
+      'telea', 'ns', 'mean_fill', 'masked'}
+  assert payload['_meta']['step'] is None and payload['_meta']['num_images'] == 3
+  assert (tmp_path / 'eval' / 'report.md').read_text().startswith('# Evaluation of the baselines')
