@@ -81,3 +81,36 @@ def test_loop_mode_reports_the_loop_beside_the_step(tmp_path):
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report['loop_images_per_s'] > 0 and report['loop_timed_steps'] == 4
   assert (tmp_path / 'checkpoints' / '8').is_dir()
+
+
+MODES = ('train', 'evaluate', 'inpaint', 'serve', 'export', 'benchmark',
+         'inference_benchmark', 'input_benchmark')
+
+
+def imported_modules(path):
+  import ast  # pylint: disable=g-import-not-at-top
+  names = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.ImportFrom) and node.module == 'flax_inpaint':
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names.add(node.module)
+    elif isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+  return names
+
+
+def test_modes_are_leaves_and_only_train_imports_clu():
+  package = ROOT / 'flax_inpaint'
+  assert all((package / f'{mode}.py').exists() for mode in MODES)
+  for path in sorted(package.glob('*.py')):
+    imported = imported_modules(path)
+    if path.stem != 'cli':  # The dispatcher imports every mode; nothing else may.
+      assert not imported & set(MODES) - {path.stem}, (path.name, imported & set(MODES))
+    if path.stem != 'train':
+      assert not any(m == 'clu' or m.startswith('clu.') for m in imported), path.name
+    if path.stem not in ('input_pipeline', 'input_benchmark'):
+      assert not any(m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')
+                     for m in imported), path.name
+    if path.stem != 'checkpointing':
+      assert not any(m.split('.')[0] == 'orbax' for m in imported), path.name
