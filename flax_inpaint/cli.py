@@ -134,7 +134,10 @@ def main(argv):
       sys.exit(USAGE_ERROR)
   elif mode == 'serve':
     from flax_inpaint import serve  # pylint: disable=g-import-not-at-top
-    serve.serve(config, workdir, host=FLAGS.host, port=FLAGS.port)
+    try:
+      serve.serve(config, workdir, host=FLAGS.host, port=FLAGS.port)
+    except serve.ServeError as e:  # A taken port, an address that cannot be bound.
+      raise UsageError(str(e)) from e
   elif mode == 'export':
     if not FLAGS.output:
       raise UsageError('--mode=export needs --output=FILE')

@@ -37,7 +37,7 @@ LAYOUTS = ('L', 'LA', 'RGB', 'RGBA')
 # Masks covering more than this fraction of the image are probably inverted.
 MAX_HOLE_FRACTION = 0.5
 # Colour spaces whose ICC profile still describes the pixels after reading.
-_ICC_KEEPING_MODES = ('1', 'L', 'LA', 'La', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'P', 'PA', 'I',
+ICC_KEEPING_MODES = ('1', 'L', 'LA', 'La', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'P', 'PA', 'I',
                       'I;16', 'I;16L', 'I;16B', 'I;16N')
 _SIXTEEN_BIT_GREY = ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
 # Raw modes whose number counts bits per pixel (5-6-5 BMPs), not per channel.
@@ -85,7 +85,7 @@ class UserImage:
     return self.pixels.shape[1]
 
 
-def _raw_mode(image: Image.Image) -> str:
+def raw_mode_of(image: Image.Image) -> str:
   """The decoder's raw mode ('RGB;16B' for a 16-bit RGB PNG that PIL presents as 'RGB')."""
   if not image.tile:
     return ''
@@ -120,7 +120,7 @@ def _open(path, error_class) -> Tuple[Image.Image, str, bool]:
   path = pathlib.Path(path)
   try:
     with Image.open(path) as image:
-      raw_mode = _raw_mode(image)
+      raw_mode = raw_mode_of(image)
       image.load()
       orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
       displayed = ImageOps.exif_transpose(image)
@@ -129,7 +129,7 @@ def _open(path, error_class) -> Tuple[Image.Image, str, bool]:
   return displayed, raw_mode, orientation in range(2, 9)
 
 
-def _to_layout(image: Image.Image, raw_mode: str, path) -> Tuple[np.ndarray, str]:
+def to_layout(image: Image.Image, raw_mode: str, path) -> Tuple[np.ndarray, str]:
   """Any PIL mode -> (uint8 pixels, layout), keeping greyscale and alpha."""
   mode = image.mode
   if mode in _SIXTEEN_BIT_GREY:
@@ -167,11 +167,11 @@ def read_image(path) -> UserImage:
   path = pathlib.Path(path)
   image, raw_mode, transposed = _open(path, ImageFileError)
   bit_depth = _file_bit_depth(image.mode, raw_mode)
-  pixels, layout = _to_layout(image, raw_mode, path)
+  pixels, layout = to_layout(image, raw_mode, path)
   if bit_depth > 8:
     warnings.warn(f'{path} is {bit_depth}-bit: repaired at 8 bits per channel',
                   ImageFileWarning, stacklevel=2)
-  icc_profile = image.info.get('icc_profile') if image.mode in _ICC_KEEPING_MODES else None
+  icc_profile = image.info.get('icc_profile') if image.mode in ICC_KEEPING_MODES else None
   return UserImage(pixels, layout, bit_depth, path, transposed, icc_profile or None)
 
 
@@ -274,7 +274,7 @@ def read_mask(path, *, threshold: int = 128, image: Optional[UserImage] = None) 
   """
   path = pathlib.Path(path)
   mask, raw_mode, transposed = _open(path, MaskError)
-  hole = hole_of(_to_layout(mask, raw_mode, path)[0], threshold)
+  hole = hole_of(to_layout(mask, raw_mode, path)[0], threshold)
   if image is not None:
     check_hole(hole, image, mask_path=path, mask_exif_transposed=transposed)
   return hole
