@@ -1,7 +1,9 @@
-"""tf.data input: the album_covers TFDS builder, the folder and samples sources.
+"""tf.data input: the album_covers TFDS builder, the folder and samples sources, and the
+hole masks of masks.kind='files'.
 
 The only module that imports TensorFlow. Hosts yield uint8 [local_batch, H, W, 3]
-numpy batches (converted to float on the device); masks are drawn on the device.
+numpy batches (converted to float on the device); masks are drawn on the device, except
+kind 'files', whose batches are (images, uint8 [local_batch, H, W, 1] holes) pairs.
 """
 
 import io
@@ -18,6 +20,7 @@ from PIL import Image
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from flax_inpaint import image_files
 from flax_inpaint import images as images_lib
 
 # Never let TensorFlow take the GPU: it only feeds data.
@@ -270,8 +273,13 @@ def _decode_jpeg(encoded):
 
 
 def train_dataset(config, *, process_index=None, process_count=None,
-                  skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
-  """Shuffled, flipped, repeated, batched (local batch) uint8 images of this process."""
+                  skipped: Optional[SkipCounter] = None,
+                  mask_skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
+  """Shuffled, flipped, repeated, batched (local batch) uint8 images of this process.
+
+  With masks.kind='files' each element is (images, holes): `mask_dataset`'s holes, drawn
+  independently of the images, batched beside them.
+  """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   local_batch = config.train.batch_size // process_count
@@ -288,13 +296,133 @@ def train_dataset(config, *, process_index=None, process_count=None,
     ds = ds.shuffle(config.data.shuffle_buffer, seed=config.train.seed)
   if config.data.random_flip:
     ds = ds.map(tf.image.random_flip_left_right, num_parallel_calls=tf.data.AUTOTUNE)
+  if config.masks.kind == 'files':
+    holes = mask_dataset(config, process_index=process_index,
+                         skipped=mask_skipped or SkipCounter('masks.dir'))
+    if config.masks.fixed:  # The same holes every step: the first batch's, over and over.
+      holes = holes.take(local_batch).cache().repeat()
+    ds = tf.data.Dataset.zip((ds, holes))
   ds = ds.batch(local_batch, drop_remainder=True)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def train_batches(config, skipped: Optional[SkipCounter] = None):
-  """Numpy uint8 batches of this process, forever; bad files are counted in `skipped`."""
-  return train_dataset(config, skipped=skipped).as_numpy_iterator()
+def train_batches(config, skipped: Optional[SkipCounter] = None,
+                  mask_skipped: Optional[SkipCounter] = None):
+  """Numpy batches of this process, forever: uint8 images, or (images, holes) pairs for
+  masks.kind='files'. Bad image files are counted in `skipped`, bad mask files in
+  `mask_skipped`."""
+  return train_dataset(config, skipped=skipped, mask_skipped=mask_skipped).as_numpy_iterator()
+
+
+# ----------------------------------------------------------------------------------
+# Hole masks from files (masks.kind='files').
+
+# A mask pixel at or above this level is a hole (white holes on black), the rule
+# `--mode=inpaint` applies to users' masks (`image_files.read_mask`). The NVIDIA
+# irregular-mask *test* set (12,000 masks, the one EdgeConnect and others train on) draws
+# its holes this way; a set drawn the other way round must be inverted first.
+MASK_THRESHOLD = 128
+
+
+def load_mask(path, size: int) -> np.ndarray:
+  """uint8 [size, size, 1], 1 = hole: a mask file read as `--mode=inpaint` reads masks
+  (any colour channel >= 128, transparent pixels never), resized nearest-neighbour (a
+  non-square mask is squashed: every hole of it is kept).
+
+  Raises:
+    image_files.ImageFileError: not a readable image.
+  """
+  hole = image_files.read_mask(path, threshold=MASK_THRESHOLD).astype(np.uint8)
+  if hole.shape != (size, size):
+    hole = np.asarray(Image.fromarray(hole).resize((size, size), Image.Resampling.NEAREST))
+  return hole[..., None]
+
+
+def mask_files(config, skipped: SkipCounter) -> List[pathlib.Path]:
+  """Every file under masks.dir (any nesting, sorted), once one of them is known to
+  decode (the files before it are counted in `skipped`).
+
+  Raises:
+    FileNotFoundError: no such folder, or no decodable mask in it (one line).
+  """
+  folder = pathlib.Path(config.masks.dir).expanduser()
+  if not folder.is_dir():
+    raise FileNotFoundError(f'config.masks.dir={config.masks.dir}: no such folder: pass a '
+                            'folder of mask images (white = hole) as --config.masks.dir')
+  files = images_lib.list_image_files(folder)
+  for path in files:
+    try:
+      load_mask(path, config.data.image_size)
+      return files
+    except (image_files.ImageFileError, OSError) as e:
+      skipped.add(str(path), str(e))
+  raise FileNotFoundError(f'config.masks.dir={config.masks.dir}: no decodable mask image '
+                          f'among its {len(files)} file(s): pass a folder of mask images '
+                          '(white = hole)')
+
+
+def _mask_seed(config, process_index: int) -> int:
+  """The mask stream's seed: from train.seed, different on every process."""
+  return int(np.random.SeedSequence([config.train.seed, process_index]).generate_state(1)[0])
+
+
+def _decoded_mask_ok(hole, ok):
+  del hole
+  return ok
+
+
+def _drop_mask_ok_flag(hole, ok):
+  del ok
+  return hole
+
+
+def _random_orientation(hole, seed):
+  """One of the 8 flips and 90-degree rotations of a square mask, uniformly, from a [2]
+  seed: a left/right flip or none, then 0-3 quarter turns. (An up/down flip is a left/right
+  flip and a half turn: a third draw would repeat orientations, not add any.)"""
+  flip_seed, turn_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  hole = tf.image.stateless_random_flip_left_right(hole, flip_seed)
+  quarter_turns = tf.random.stateless_uniform((), turn_seed, 0, 4, dtype=tf.int32)
+  return tf.image.rot90(hole, quarter_turns)
+
+
+def mask_dataset(config, *, process_index: int = 0,
+                 skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
+  """Forever: uint8 [S, S, 1] hole masks (1 = hole) from masks.dir, S = data.image_size.
+
+  The files are reshuffled every epoch and each draw is flipped and rotated at random
+  (`_random_orientation`); the stream is a pure function of (train.seed, process_index)
+  and the folder. Undecodable files are skipped and counted once in `skipped`.
+
+  Raises:
+    FileNotFoundError: no such folder, or no decodable mask in it (one line).
+  """
+  size = config.data.image_size
+  skipped = skipped or SkipCounter('masks.dir')
+  files = mask_files(config, skipped)
+
+  def decode(path):
+    name = path.decode()
+    try:
+      return load_mask(name, size), True
+    except (image_files.ImageFileError, OSError) as e:
+      skipped.add(name, str(e))
+      return np.zeros((size, size, 1), np.uint8), False
+
+  def decode_tf(path):
+    hole, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
+    hole.set_shape((size, size, 1))
+    ok.set_shape(())
+    return hole, ok
+
+  seed = _mask_seed(config, process_index)
+  ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
+  ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+  ds = ds.map(decode_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.filter(_decoded_mask_ok).map(_drop_mask_ok_flag)
+  orientation_seeds = tf.data.Dataset.random(seed=seed).batch(2)
+  return tf.data.Dataset.zip((ds, orientation_seeds)).map(
+      _random_orientation, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _has_split(config, split: str) -> bool:

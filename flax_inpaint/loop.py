@@ -15,7 +15,7 @@ import json
 import pathlib
 import signal
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import jax
@@ -79,9 +79,10 @@ class LogOnlyWriter:
 
 def sample_masks(sample_images: np.ndarray, config, base_key) -> np.ndarray:
   """Fixed masks for the sample grids: in fixed-mask mode (the overfit test) the very
-  holes the model trains on, else the eval masks of the first eval kind."""
+  holes the model trains on, else (and for kind 'files', which no key draws) the eval
+  masks of the first eval kind."""
   num, height, width, _ = sample_images.shape
-  if config.masks.fixed:
+  if config.masks.fixed and config.masks.kind in masks.DRAWN_KINDS:
     return np.asarray(masks.sample_masks(base_key, num, height, width, config.masks))
   kind = config.eval.mask_kinds[0]
   return np.stack([masks.eval_mask(config.eval.seed, i, height, width, config.masks, kind)
@@ -137,6 +138,19 @@ def plot_loss_curves(workdir, out_path):
   plt.close(fig)
 
 
+# What `train_batches` yields: uint8 images, or (images, holes) for masks.kind='files'.
+LocalBatch = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+
+
+def _global_batch(local_batch: LocalBatch, mesh) -> Tuple[jax.Array, Optional[jax.Array]]:
+  """(images, hole masks or None) sharded over the mesh, from a bare image batch or an
+  (images, holes) pair."""
+  if isinstance(local_batch, tuple):
+    images, holes = local_batch
+    return sharding.global_batch(images, mesh), sharding.global_batch(holes, mesh)
+  return sharding.global_batch(local_batch, mesh), None
+
+
 @jax.jit
 def _accumulate(summed, step_metrics):
   """Sums the step's metrics into `summed` on the device (min for the first bad step)."""
@@ -165,7 +179,7 @@ def _diverged(workdir, first_bad_step, manager) -> DivergedError:
 
 
 def run_loop(components: components_lib.Components, workdir, *,
-             train_batches: Iterator[np.ndarray], writer,
+             train_batches: Iterator[LocalBatch], writer,
              sample_images: Optional[np.ndarray] = None,
              hooks: Sequence[Callable[[int], Any]] = ()):
   """Trains to config.train.num_steps, resuming from the latest checkpoint.
@@ -175,7 +189,8 @@ def run_loop(components: components_lib.Components, workdir, *,
   Args:
     components: `components.build(config)` of the resolved config.
     workdir: config.json, checkpoints/, samples/, train_metrics.jsonl go here.
-    train_batches: yields this process's uint8 [local_batch, H, W, 3] rows.
+    train_batches: yields this process's uint8 [local_batch, H, W, 3] rows, or
+      (those rows, their [local_batch, H, W, 1] hole masks) for masks.kind='files'.
     writer: a clu MetricWriter (write_scalars, write_images, flush).
     sample_images: uint8 images for the sample grids (None: no grids).
     hooks: called with the step at the end of every iteration (progress reports).
@@ -221,8 +236,9 @@ def run_loop(components: components_lib.Components, workdir, *,
   try:
     with StopRequest() as stop:
       while step < num_steps:
-        batch = sharding.global_batch(next(train_batches), mesh)
-        state, step_metrics = train_step(state, batch, components.vgg_params, base_key)
+        images, hole_mask = _global_batch(next(train_batches), mesh)
+        state, step_metrics = train_step(state, images, components.vgg_params, base_key,
+                                         hole_mask)
         step += 1
         # Summed on the device: no host sync until the next log line or checkpoint.
         summed = step_metrics if summed is None else _accumulate(summed, step_metrics)

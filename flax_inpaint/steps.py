@@ -96,12 +96,22 @@ FIRST_NONFINITE_STEP = 'first_nonfinite_step'
 NO_NONFINITE_STEP = 2 ** 31 - 1
 
 
-def make_train_step(model, tx, config, mesh):
-  """Builds the jitted step(state, images, vgg_params, base_key) -> (state, metrics).
+def to_float_holes(hole_mask):
+  """Hole masks from the host (uint8/bool 0/1, or float) -> float32, 1 = hole."""
+  if jnp.issubdtype(hole_mask.dtype, jnp.floating):
+    return hole_mask.astype(jnp.float32)
+  return (hole_mask > 0).astype(jnp.float32)
 
-  Masks are drawn inside the step from fold_in(base_key, step) (or base_key in fixed
-  mode), as `config.masks` says. `images` is a uint8 or float batch sharded over the mesh;
-  `metrics` are device scalars (no host sync), FIRST_NONFINITE_STEP among them.
+
+def make_train_step(model, tx, config, mesh):
+  """Builds the jitted step(state, images, vgg_params, base_key, hole_mask=None) ->
+  (state, metrics).
+
+  Without `hole_mask`, masks are drawn inside the step from fold_in(base_key, step) (or
+  base_key in fixed mode), as `config.masks` says. With it (masks.kind='files': the input
+  pipeline's masks, [B, H, W, 1], 1 = hole, sharded like the batch) those holes are used.
+  `images` is a uint8 or float batch sharded over the mesh; `metrics` are device scalars
+  (no host sync), FIRST_NONFINITE_STEP among them.
 
   Args:
     model: the U-Net.
@@ -114,11 +124,20 @@ def make_train_step(model, tx, config, mesh):
   use_batch_norm = model.norm == 'batch'
   vgg_options = losses.vgg_options(config)
 
-  def step_fn(state, images, vgg_params, base_key):
+  def step_hole_mask(hole_mask, state, base_key, batch, height, width):
+    if hole_mask is not None:
+      return to_float_holes(hole_mask)
+    if mask_config.kind not in masks.DRAWN_KINDS:
+      raise ValueError(f'masks.kind={mask_config.kind!r}: the train step needs the batch\'s '
+                       'hole masks (the input pipeline yields (images, holes) batches)')
+    key = masks.step_mask_key(base_key, state.step, fixed=fixed)
+    return masks.sample_masks(key, batch, height, width, mask_config)
+
+  # None for drawn kinds: jit takes None as an empty pytree, so one signature serves both.
+  def step_fn(state, images, vgg_params, base_key, hole_mask=None):
     images = to_float_images(images)
     batch, height, width, _ = images.shape
-    key = masks.step_mask_key(base_key, state.step, fixed=fixed)
-    hole_mask = masks.sample_masks(key, batch, height, width, mask_config)
+    hole_mask = step_hole_mask(hole_mask, state, base_key, batch, height, width)
     hole_mask = jax.lax.with_sharding_constraint(hole_mask, sharding.batch_sharding(mesh))
     masked = models.mask_image(images, hole_mask)
 

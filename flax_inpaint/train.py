@@ -30,14 +30,15 @@ def _flat_hparams(tree, prefix=''):
 class _SkippedFilesReport:
   """A loop hook: logs the running total of skipped input files when it grows."""
 
-  def __init__(self, skipped, writer, every: int):
+  def __init__(self, skipped, writer, every: int, scalar: str = 'data/skipped_files'):
     self.skipped, self.writer, self.every, self.reported = skipped, writer, every, 0
+    self.scalar = scalar
 
   def __call__(self, step):
     if step % self.every == 0 and self.skipped.count > self.reported:
       self.reported = self.skipped.count
       logging.warning('%s', self.skipped.summary())
-      self.writer.write_scalars(step, {'data/skipped_files': self.skipped.count})
+      self.writer.write_scalars(step, {self.scalar: self.skipped.count})
 
 
 def train_and_evaluate(config, workdir):
@@ -46,10 +47,13 @@ def train_and_evaluate(config, workdir):
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
   from clu import periodic_actions  # pylint: disable=g-import-not-at-top
   from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
-  components = components_lib.build(config)
+  # The data first: a folder without images or masks is one line before anything compiles.
   skipped = input_pipeline.SkipCounter(config.data.source)
-  train_batches = input_pipeline.train_batches(config, skipped=skipped)
+  mask_skipped = input_pipeline.SkipCounter('masks.dir')
+  train_batches = input_pipeline.train_batches(config, skipped=skipped,
+                                               mask_skipped=mask_skipped)
   sample_images = input_pipeline.eval_images(config, config.train.num_sample_images)[0]
+  components = components_lib.build(config)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0, asynchronous=True)
   # The values the run really uses (config.json holds the same).
@@ -57,13 +61,17 @@ def train_and_evaluate(config, workdir):
   hooks = [periodic_actions.ReportProgress(num_train_steps=config.train.num_steps,
                                            writer=writer, every_secs=30),
            _SkippedFilesReport(skipped, writer, config.train.log_every)]
+  if config.masks.kind == 'files':
+    hooks.append(_SkippedFilesReport(mask_skipped, writer, config.train.log_every,
+                                     scalar='data/skipped_mask_files'))
   try:
     state = loop.run_loop(components, workdir, train_batches=iter(train_batches),
                           writer=writer, sample_images=sample_images, hooks=hooks)
   finally:
     writer.close()
-  if skipped.count:
-    logging.warning('%s', skipped.summary())
+  for counter in (skipped, mask_skipped):
+    if counter.count:
+      logging.warning('%s', counter.summary())
   return state
 
 
