@@ -106,7 +106,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.masks.stroke_width = (5, 40)
   # kind='mixed': weights of squares, boxes, strokes.
   config.masks.mix = (1.0, 1.0, 1.0)
-  # kind='files': a folder of mask images (non-zero = hole), randomly flipped and rotated.
+  # kind='files': a folder of mask images (any channel >= 128 = hole: white on black, as the
+  # NVIDIA irregular-mask test set and --mode=inpaint), randomly flipped and turned by 90°.
   config.masks.dir = config_dict.placeholder(str)
   # True: the same holes every step (the seed's overfit test).
   config.masks.fixed = False

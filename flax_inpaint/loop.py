@@ -77,16 +77,27 @@ class LogOnlyWriter:
     pass
 
 
+def sample_kinds(config, num: int) -> list:
+  """The mask kind of each sample image: the training kind, so that the grids show the holes
+  the model learns on; for 'mixed' the kinds with weight, in turn; for 'files' (no key draws
+  them) the first eval kind."""
+  kind = config.masks.kind
+  if kind in masks.EVAL_KINDS:
+    return [kind] * num
+  if kind == 'mixed':
+    weighted = [k for k, w in zip(masks.EVAL_KINDS, config.masks.mix) if w > 0]
+    return [weighted[i % len(weighted)] for i in range(num)]
+  return [config.eval.mask_kinds[0]] * num
+
+
 def sample_masks(sample_images: np.ndarray, config, base_key) -> np.ndarray:
-  """Fixed masks for the sample grids: in fixed-mask mode (the overfit test) the very
-  holes the model trains on, else (and for kind 'files', which no key draws) the eval
-  masks of the first eval kind."""
+  """Fixed masks for the sample grids: in fixed-mask mode (the overfit test) the very holes
+  the model trains on, else eval masks of the training kind (`sample_kinds`)."""
   num, height, width, _ = sample_images.shape
   if config.masks.fixed and config.masks.kind in masks.DRAWN_KINDS:
     return np.asarray(masks.sample_masks(base_key, num, height, width, config.masks))
-  kind = config.eval.mask_kinds[0]
   return np.stack([masks.eval_mask(config.eval.seed, i, height, width, config.masks, kind)
-                   for i in range(num)])
+                   for i, kind in enumerate(sample_kinds(config, num))])
 
 
 def write_samples(workdir, writer, step, repair_fn, state, sample_images, hole_masks):

@@ -245,3 +245,19 @@ def test_every_run_writes_the_config_it_used(tmp_path, test_config):
       f"config.model.bottleneck='plain' differs from 'dilated' in {tmp_path}/config.json, "
       'the run that trained these checkpoints: omit --config to use it, or use another '
       '--workdir')
+
+
+@pytest.mark.parametrize('kind,mix,expected', [
+    ('strokes', (1.0, 1.0, 1.0), ['strokes'] * 4),
+    ('mixed', (1.0, 0.0, 2.0), ['squares', 'strokes', 'squares', 'strokes']),
+    ('files', (1.0, 1.0, 1.0), ['squares'] * 4),
+])
+def test_sample_grids_show_the_training_kind(test_config, kind, mix, expected):
+  test_config.masks.kind, test_config.masks.mix = kind, mix
+  assert loop.sample_kinds(test_config, 4) == expected
+  images = np.zeros((4, 32, 32, 3), np.uint8)
+  holes = loop.sample_masks(images, test_config, jax.random.key(0))
+  from flax_inpaint import masks  # pylint: disable=g-import-not-at-top
+  for i, kind_i in enumerate(expected):
+    np.testing.assert_array_equal(
+        holes[i], masks.eval_mask(0, i, 32, 32, test_config.masks, kind_i))
