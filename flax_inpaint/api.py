@@ -17,7 +17,7 @@ model without flax or TensorFlow.
 """
 
 import dataclasses
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 

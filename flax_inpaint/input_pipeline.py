@@ -169,25 +169,26 @@ def folder_files(folder, split: Optional[str]) -> List[pathlib.Path]:
   return [f for f in files if split is None or images_lib.split_of(f.name) == split]
 
 
-def _decode_dataset(files, config, skipped: SkipCounter) -> tf.data.Dataset:
-  size, fit, min_size = config.data.image_size, config.data.fit, config.data.min_size
+def _skipping_decoder(load, shape, skipped: SkipCounter, errors):
+  """A tf.data map function path -> (uint8 array of `shape`, ok, path) around `load(name)`:
+  a file it cannot read (`errors`) is counted once in `skipped` and flagged not ok, for
+  `.filter(_decoded_ok)` to drop."""
 
   def decode(path):
     name = path.decode()
     try:
-      return images_lib.load(name, size=size, fit=fit, min_size=min_size), True
-    except (images_lib.BadImageError, OSError) as e:
+      return load(name), True
+    except errors as e:
       skipped.add(name, str(e))
-      return np.zeros((size, size, 3), np.uint8), False
+      return np.zeros(shape, np.uint8), False
 
   def decode_tf(path):
-    image, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
-    image.set_shape((size, size, 3))
+    array, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
+    array.set_shape(shape)
     ok.set_shape(())
-    return image, ok, path
+    return array, ok, path
 
-  ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
-  return ds, decode_tf
+  return decode_tf
 
 
 # Named functions, not lambdas: autograph cannot parse several lambdas on one line.
@@ -250,7 +251,12 @@ def source_dataset(config, split: str, *, process_index: int, process_count: int
     if not files:
       raise FileNotFoundError(f'config.data.dir={config.data.dir}: no images in split '
                               f'{split!r}')
-    ds, decode = _decode_dataset(files, config, skipped)
+    size = config.data.image_size
+    decode = _skipping_decoder(
+        lambda name: images_lib.load(name, size=size, fit=config.data.fit,
+                                     min_size=config.data.min_size),
+        (size, size, 3), skipped, (images_lib.BadImageError, OSError))
+    ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
     ds = ds.shard(process_count, process_index)
     if shuffle_seed is not None:
       ds = ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -366,16 +372,6 @@ def _mask_seed(config, process_index: int) -> int:
   return int(np.random.SeedSequence([config.train.seed, process_index]).generate_state(1)[0])
 
 
-def _decoded_mask_ok(hole, ok):
-  del hole
-  return ok
-
-
-def _drop_mask_ok_flag(hole, ok):
-  del ok
-  return hole
-
-
 def _random_orientation(hole, seed):
   """One of the 8 flips and 90-degree rotations of a square mask, uniformly, from a [2]
   seed: a left/right flip or none, then 0-3 quarter turns. (An up/down flip is a left/right
@@ -401,25 +397,13 @@ def mask_dataset(config, *, process_index: int = 0,
   skipped = skipped or SkipCounter('masks.dir')
   files = mask_files(config, skipped)
 
-  def decode(path):
-    name = path.decode()
-    try:
-      return load_mask(name, size), True
-    except (image_files.ImageFileError, OSError) as e:
-      skipped.add(name, str(e))
-      return np.zeros((size, size, 1), np.uint8), False
-
-  def decode_tf(path):
-    hole, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
-    hole.set_shape((size, size, 1))
-    ok.set_shape(())
-    return hole, ok
-
+  decode = _skipping_decoder(lambda name: load_mask(name, size), (size, size, 1), skipped,
+                             (image_files.ImageFileError, OSError))
   seed = _mask_seed(config, process_index)
   ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
   ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-  ds = ds.map(decode_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.filter(_decoded_mask_ok).map(_drop_mask_ok_flag)
+  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.filter(_decoded_ok).map(_drop_ok_flag).map(_image_only)
   orientation_seeds = tf.data.Dataset.random(seed=seed).batch(2)
   return tf.data.Dataset.zip((ds, orientation_seeds)).map(
       _random_orientation, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -76,3 +76,19 @@ def run_main(args, workdir=None, timeout=300, env_extra=None):
     cmd.append(f'--workdir={workdir}')
   return subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+  """A real run of configs/test.py through main.py (2 steps; writes config.json), trained
+  once per test worker for the tests that repair, serve or export with it."""
+  path = tmp_path_factory.mktemp('tiny_run')
+  result = run_main(['--config=configs/test.py', '--config.train.num_steps=2'], path)
+  assert result.returncode == 0, result.stdout[-3000:]
+  return path
+
+
+@pytest.fixture(scope='session')
+def tiny_inpainter(tiny_run):
+  from flax_inpaint import Inpainter  # pylint: disable=g-import-not-at-top
+  return Inpainter.from_workdir(tiny_run)

@@ -24,7 +24,6 @@ import pytest
 import skimage.data
 
 from conftest import ROOT
-from conftest import run_main
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')
@@ -90,13 +89,12 @@ fetch(arguments[0]).then((response) => response.blob()).then((blob) => {
 
 
 @pytest.fixture(scope='module')
-def server_url(tmp_path_factory):
-  """`main.py --mode=serve --port=0` on a tiny model trained for the test."""
+def server_url(request):
+  """`main.py --mode=serve --port=0` on a tiny model trained for the test (or the workdir
+  in $FLAX_INPAINT_SCREENSHOT_WORKDIR, for the README's screenshot)."""
   workdir = os.environ.get('FLAX_INPAINT_SCREENSHOT_WORKDIR')
   if not workdir:
-    workdir = tmp_path_factory.mktemp('run')
-    result = run_main(['--config=configs/test.py', '--config.train.num_steps=2'], workdir)
-    assert result.returncode == 0, result.stdout[-3000:]
+    workdir = request.getfixturevalue('tiny_run')
   process = subprocess.Popen(
       [sys.executable, str(ROOT / 'main.py'), '--mode=serve', f'--workdir={workdir}',
        '--port=0'], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
