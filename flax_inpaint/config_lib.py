@@ -231,6 +231,9 @@ def config_for_workdir(config, workdir, *, mode) -> ml_collections.FrozenConfigD
   """The resolved config of a mode that reads a trained workdir: `config` (checked against
   the run's saved config), or the saved config when `config` is None."""
   if config is None:
+    if not pathlib.Path(workdir).expanduser().is_dir():
+      raise ConfigError(f'--workdir={workdir}: no such folder: train first (python main.py '
+                        '--config=FILE --workdir=DIR)')
     config = read_config_json(workdir)
     if config is None:
       raise ConfigError(f'{pathlib.Path(workdir) / CONFIG_FILE}: not found (a run of an '

@@ -201,3 +201,11 @@ def test_missing_vgg_weights_fail_in_one_clear_line(tmp_path):
   assert 'error: No VGG16 weights at' in result.stdout
   assert 'python -m flax_inpaint.vgg fetch' in result.stdout
   assert 'Traceback' not in result.stdout
+
+
+def test_a_missing_workdir_is_one_line(tmp_path):
+  result = run_main(['--mode=eval'], tmp_path / 'nowhere')
+  assert result.returncode == 2
+  assert error_lines(result.stdout) == [
+      f'error: --workdir={tmp_path}/nowhere: no such folder: train first (python main.py '
+      '--config=FILE --workdir=DIR)']
