@@ -214,9 +214,10 @@ def read_config_json(workdir) -> Optional[ml_collections.ConfigDict]:
   return config
 
 
-def check_matches_run(config, workdir) -> None:
-  """Raises ConfigError when `config`'s model differs from the one that trained `workdir`."""
-  saved = read_config_json(workdir)
+def check_matches_run(config, workdir, saved=None) -> None:
+  """Raises ConfigError when `config`'s model differs from the one that trained `workdir`
+  (`saved`: its config.json, when the caller has read it already)."""
+  saved = read_config_json(workdir) if saved is None else saved
   if saved is None:
     return
   for field in MODEL_FIELDS:
@@ -230,13 +231,15 @@ def check_matches_run(config, workdir) -> None:
 def config_for_workdir(config, workdir, *, mode) -> ml_collections.FrozenConfigDict:
   """The resolved config of a mode that reads a trained workdir: `config` (checked against
   the run's saved config), or the saved config when `config` is None."""
+  saved = read_config_json(workdir)
   if config is None:
     if not pathlib.Path(workdir).expanduser().is_dir():
       raise ConfigError(f'--workdir={workdir}: no such folder: train first (python main.py '
                         '--config=FILE --workdir=DIR)')
-    config = read_config_json(workdir)
-    if config is None:
+    if saved is None:
       raise ConfigError(f'{pathlib.Path(workdir) / CONFIG_FILE}: not found (a run of an '
                         'older version?): pass --config=FILE')
-  check_matches_run(config, workdir)
+    config = saved
+  else:
+    check_matches_run(config, workdir, saved)
   return resolve(config, mode=mode)

@@ -59,8 +59,7 @@ def load(path):
                        f'(exported sides: {sorted(exported)})')
     return np.asarray(exported[side].call(device_leaves, images, holes))
 
-  strategy = 'resize' if meta['strategy'] != 'resize' else meta['strategy']
   options = api.InferenceOptions(train_size=meta['train_size'], multiple=meta['multiple'],
-                                 strategy=strategy, crop_margin=meta['crop_margin'],
+                                 strategy='resize', crop_margin=meta['crop_margin'],
                                  bucket_scales=tuple(meta['bucket_scales']))
   return predict, options, meta['step']

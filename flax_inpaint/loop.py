@@ -169,9 +169,10 @@ def _accumulate(summed, step_metrics):
           for k, v in step_metrics.items()}
 
 
-def _first_nonfinite_step(summed) -> int:
-  """Fetches only the divergence flag (a checkpoint step between two log steps)."""
-  step = int(jax.device_get(summed[steps.FIRST_NONFINITE_STEP]))
+def _first_nonfinite_step(flag) -> int:
+  """The first step whose loss was not finite, from the fetched (or device) summed flag;
+  0 when every step was finite."""
+  step = int(jax.device_get(flag))
   return 0 if step == steps.NO_NONFINITE_STEP else step
 
 
@@ -185,8 +186,8 @@ def _diverged(workdir, first_bad_step, manager) -> DivergedError:
   kept_text = (f'kept the checkpoint of step {kept} in {checkpointing.checkpoint_dir(workdir)}'
                if kept is not None else 'no finite checkpoint was saved')
   return DivergedError(f'training diverged at step {first_bad_step} (a loss or parameter is not '
-                       f'finite); '
-                       f'{kept_text}: lower --config.train.lr or set --config.train.grad_clip')
+                       f'finite); {kept_text}: lower --config.train.lr or set '
+                       '--config.train.grad_clip')
 
 
 def run_loop(components: components_lib.Components, workdir, *,
@@ -263,8 +264,8 @@ def run_loop(components: components_lib.Components, workdir, *,
         save_now = step % train_config.checkpoint_every == 0 or last
         if log_now:
           fetched = jax.device_get(summed)
-          first_bad = int(fetched.pop(steps.FIRST_NONFINITE_STEP))
-          if first_bad != steps.NO_NONFINITE_STEP:
+          first_bad = _first_nonfinite_step(fetched.pop(steps.FIRST_NONFINITE_STEP))
+          if first_bad:
             raise _diverged(workdir, first_bad, manager)
           scalars = {f'train/{k}': float(v) / count for k, v in fetched.items()}
           now = time.perf_counter()
@@ -274,8 +275,8 @@ def run_loop(components: components_lib.Components, workdir, *,
             with history.open('a') as f:
               f.write(json.dumps({'step': step, **scalars}) + '\n')
           summed, count, last_log = None, 0, now
-        elif save_now:
-          first_bad = _first_nonfinite_step(summed)
+        elif save_now:  # Between log steps: fetch only the flag.
+          first_bad = _first_nonfinite_step(summed[steps.FIRST_NONFINITE_STEP])
           if first_bad:
             raise _diverged(workdir, first_bad, manager)
         if sample_images is not None and (step % train_config.sample_every == 0 or last):

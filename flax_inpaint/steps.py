@@ -168,14 +168,22 @@ def make_train_step(model, tx, config, mesh):
   return jax.jit(step_fn, donate_argnums=(0,), out_shardings=(rep, rep))
 
 
+def _infer(model, variables, images, hole_mask):
+  """(float images, float hole mask, prediction) of one inference pass (no batch-norm
+  updates): the images with their holes blacked out, as in training."""
+  images, hole_mask = to_float_images(images), to_float_holes(hole_mask)
+  prediction = model.apply(variables, models.mask_image(images, hole_mask), hole_mask,
+                           train=False)
+  return images, hole_mask, prediction
+
+
 def make_repair_fn(model):
   """Jitted (params, batch_stats, images, hole_mask) -> (prediction, composite)."""
 
   @jax.jit
   def repair(params, batch_stats, images, hole_mask):
-    images = to_float_images(images)
-    prediction = model.apply({'params': params, 'batch_stats': batch_stats},
-                             models.mask_image(images, hole_mask), hole_mask, train=False)
+    images, hole_mask, prediction = _infer(
+        model, {'params': params, 'batch_stats': batch_stats}, images, hole_mask)
     return prediction, models.composite(prediction, images, hole_mask)
 
   return repair
@@ -187,8 +195,6 @@ def make_predict_fn(model):
 
   @jax.jit
   def predict(variables, images, holes):
-    images = to_float_images(images)
-    hole_mask = holes.astype(jnp.float32)[..., None]
-    return model.apply(variables, models.mask_image(images, hole_mask), hole_mask, train=False)
+    return _infer(model, variables, images, holes[..., None])[2]
 
   return predict
