@@ -37,7 +37,7 @@ LAYOUTS = ('L', 'LA', 'RGB', 'RGBA')
 # Masks covering more than this fraction of the image are probably inverted.
 MAX_HOLE_FRACTION = 0.5
 # Colour spaces whose ICC profile still describes the pixels after reading.
-ICC_KEEPING_MODES = ('1', 'L', 'LA', 'La', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'P', 'PA', 'I',
+_ICC_KEEPING_MODES = ('1', 'L', 'LA', 'La', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'P', 'PA', 'I',
                       'I;16', 'I;16L', 'I;16B', 'I;16N')
 _SIXTEEN_BIT_GREY = ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
 # Raw modes whose number counts bits per pixel (5-6-5 BMPs), not per channel.
@@ -85,7 +85,7 @@ class UserImage:
     return self.pixels.shape[1]
 
 
-def raw_mode_of(image: Image.Image) -> str:
+def _raw_mode(image: Image.Image) -> str:
   """The decoder's raw mode ('RGB;16B' for a 16-bit RGB PNG that PIL presents as 'RGB')."""
   if not image.tile:
     return ''
@@ -115,18 +115,29 @@ def _reason(error: Exception, path: pathlib.Path) -> str:
   return f'{type(error).__name__}: {reason}' if reason else type(error).__name__
 
 
+def as_displayed(image: Image.Image) -> Tuple[Image.Image, str, bool]:
+  """An opened, not yet loaded, PIL image decoded as it is displayed: (the image with EXIF
+  orientation applied, its raw mode, whether the orientation changed it). PIL's errors for
+  a bad file propagate."""
+  raw_mode = _raw_mode(image)
+  image.load()
+  orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+  return ImageOps.exif_transpose(image), raw_mode, orientation in range(2, 9)
+
+
+def icc_profile_of(image: Image.Image) -> Optional[bytes]:
+  """The ICC profile, where it still describes the pixels after reading (not after CMYK)."""
+  return (image.info.get('icc_profile') or None) if image.mode in _ICC_KEEPING_MODES else None
+
+
 def _open(path, error_class) -> Tuple[Image.Image, str, bool]:
-  """(the decoded image as displayed, its raw mode, whether EXIF orientation applied)."""
+  """`as_displayed` of the file at `path`; a bad file raises `error_class` (one line)."""
   path = pathlib.Path(path)
   try:
     with Image.open(path) as image:
-      raw_mode = raw_mode_of(image)
-      image.load()
-      orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-      displayed = ImageOps.exif_transpose(image)
+      return as_displayed(image)
   except Exception as e:  # PIL raises many types for bad files.
     raise error_class(f'{path}: not a readable image ({_reason(e, path)})') from e
-  return displayed, raw_mode, orientation in range(2, 9)
 
 
 def to_layout(image: Image.Image, raw_mode: str, path) -> Tuple[np.ndarray, str]:
@@ -171,8 +182,7 @@ def read_image(path) -> UserImage:
   if bit_depth > 8:
     warnings.warn(f'{path} is {bit_depth}-bit: repaired at 8 bits per channel',
                   ImageFileWarning, stacklevel=2)
-  icc_profile = image.info.get('icc_profile') if image.mode in ICC_KEEPING_MODES else None
-  return UserImage(pixels, layout, bit_depth, path, transposed, icc_profile or None)
+  return UserImage(pixels, layout, bit_depth, path, transposed, icc_profile_of(image))
 
 
 _LAYOUT_OF_CHANNELS = {None: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}

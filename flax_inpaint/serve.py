@@ -44,7 +44,7 @@ from absl import logging
 import anyio
 import anyio.to_thread
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -170,17 +170,13 @@ def _decode(data: bytes, field: str, limits: Limits) -> Tuple[np.ndarray, Option
                        f'the limit of {limits.max_pixels:,} (serve.max_pixels)')
   try:
     # The same decoding rules as --mode=inpaint's image_files.read_image.
-    raw_mode = image_files.raw_mode_of(image)
-    image.load()
-    displayed = ImageOps.exif_transpose(image)
-    pixels, _ = image_files.to_layout(
-        displayed, raw_mode, field)
+    displayed, raw_mode, _ = image_files.as_displayed(image)
+    pixels, _ = image_files.to_layout(displayed, raw_mode, field)
   except image_files.ImageFileError as e:
     raise RequestError(400, str(e)) from e
   except Exception as e:  # Truncated or corrupt data.
     raise RequestError(400, f'{field}: corrupt or truncated image ({_reason(e)})') from e
-  keeps_icc = displayed.mode in image_files.ICC_KEEPING_MODES
-  return pixels, (displayed.info.get('icc_profile') or None) if keeps_icc else None
+  return pixels, image_files.icc_profile_of(displayed)
 
 
 def _encode_png(pixels: np.ndarray, icc_profile: Optional[bytes]) -> bytes:
