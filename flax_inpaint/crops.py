@@ -3,9 +3,19 @@
 A 12-megapixel photo with a few small holes needs the model only near the holes. The holes
 are grouped into regions and each region gets one window: the region's bounding box grown
 by `margin` on each side, at least `min_window` per side, shifted (not shrunk) to stay in
-the image. A window runs padded to the smallest square *bucket* side that holds it, so a
-folder of mixed image sizes compiles one program per bucket, not one per image. Only the
-hole pixels are pasted back: every other pixel is the input's, bit for bit.
+the image. Each side of a window runs padded to the smallest *run side* that holds it, so
+a folder of mixed image sizes compiles one program per (height, width) pair of run sides,
+not one per image. Only the hole pixels are pasted back: every other pixel is the
+input's, bit for bit.
+
+Run sides (`run_sides`): the buckets, and between each two of them sides at most
+sqrt(1.5) = 1.22x apart, so that a window pays at most 1.5x its own area
+(`MAX_PADDED_AREA`; windows narrower than the smallest side, in images smaller than it,
+pay more). With the default buckets at 256 and the small model's multiple 16 that is 11
+sides: 192, 224, 256, 304, 368, 448, 512, 624, 752, 912, 1024. The trade: up to 11 x 11
+programs instead of 4 square ones, each compiled once when first needed, against windows
+padded to up to 4x their area before (a 384 px window ran at 512 x 512, 1.8x, now at
+448 x 448, 1.36x; a 200 x 900 strip at 1024 x 1024, 5.8x, now at 224 x 912, 1.13x).
 
 Strategies (`inpaint.strategy`):
   'crop'   windows larger than the largest bucket run at their own size, rounded up to
@@ -15,10 +25,10 @@ Strategies (`inpaint.strategy`):
   'full'   the whole image, padded up to `multiple` (the path before crops existed).
 
 Defaults, and why (`config.inpaint`; `min_window` is the smallest bucket):
-  buckets  (0.75, 1, 2, 4) x the training size: (192, 256, 512, 1024) at 256. Four
-           programs cover windows up to 1024 px; the 192 px one holds a hole of up to
-           64 px with its full margin, at 56% of a 256 px window's cost (a photo with a few
-           scratches runs one small window per scratch).
+  buckets  (0.75, 1, 2, 4) x the training size: (192, 256, 512, 1024) at 256, filled in
+           to the run sides above. They cover windows up to 1024 px; the 192 px side
+           holds a hole of up to 64 px with its full margin, at 56% of a 256 px window's
+           cost (a photo with a few scratches runs one small window per scratch).
   margin   64 px. IOPaint's Crop uses `hd_strategy_crop_margin` = 128 image pixels
            (iopaint/schema.py; its LaMa was trained on 256 px crops) and sets no minimum
            window, so there the margin is all the context a small hole gets. Here every
@@ -36,6 +46,7 @@ here; `predict` is the caller's.
 
 import collections
 import dataclasses
+import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -46,6 +57,9 @@ from scipy.sparse import csgraph
 STRATEGIES = ('crop', 'resize', 'full')
 DEFAULT_MARGIN = 64
 DEFAULT_BUCKET_SCALES = (1, 2, 4)
+# The most a window pays for its run shape, as a multiple of its own area: each side is
+# padded by at most the square root.
+MAX_PADDED_AREA = 1.5
 # Above this many hole components, dilate first (see _hole_regions).
 _MAX_REGIONS_UNDILATED = 512
 
@@ -59,8 +73,8 @@ Box = Tuple[int, int, int, int]
 class Window:
   """One model run: image rows y0..y1-1 and columns x0..x1-1, fed as a run_shape array.
 
-  run_shape is (S, S) for a bucket side S ('crop' and 'resize'), or the window's own
-  size rounded up to the model's multiple ('full', and 'crop' windows over the largest
+  run_shape is a pair of run sides (`run_sides`; 'crop' and 'resize'), or the window's
+  own size rounded up to the model's multiple ('full', and 'crop' windows over the largest
   bucket). scale < 1: the window is shrunk to `scaled_shape` before padding ('resize').
   """
   y0: int
@@ -85,9 +99,18 @@ class Window:
   @property
   def scaled_shape(self) -> Tuple[int, int]:
     """The window's size as the model sees it, before padding to run_shape."""
-    if self.scale == 1.0:
-      return self.height, self.width
-    return (max(1, round(self.height * self.scale)), max(1, round(self.width * self.scale)))
+    return _scaled(self.height, self.width, self.scale)
+
+  @property
+  def padded_area_ratio(self) -> float:
+    """What the window costs (its run shape's area) over its own area."""
+    return self.run_shape[0] * self.run_shape[1] / (self.height * self.width)
+
+
+def _scaled(height: int, width: int, scale: float) -> Tuple[int, int]:
+  if scale == 1.0:
+    return height, width
+  return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def default_buckets(min_window: int) -> Tuple[int, ...]:
@@ -96,6 +119,25 @@ def default_buckets(min_window: int) -> Tuple[int, ...]:
 
 def _round_up(size: int, multiple: int) -> int:
   return -(-size // multiple) * multiple
+
+
+def run_sides(buckets: Sequence[int], multiple: int) -> Tuple[int, ...]:
+  """The sides windows run at: the buckets and, between each two, multiples of `multiple`
+  at most sqrt(MAX_PADDED_AREA) apart (when `multiple` allows: a step is at least one
+  multiple)."""
+  step = math.sqrt(MAX_PADDED_AREA)
+  buckets = sorted(set(buckets))
+  sides = [buckets[0]]
+  for bucket in buckets[1:]:
+    while bucket > sides[-1] * step:
+      sides.append(max(sides[-1] + multiple, int(sides[-1] * step) // multiple * multiple))
+    sides.append(bucket)
+  return tuple(sides)
+
+
+def _fit(size: int, sides: Sequence[int]) -> int:
+  """The smallest of the increasing `sides` that holds `size` (the largest holds all)."""
+  return next(side for side in sides if side >= size)
 
 
 def _check_options(min_window, margin, buckets, multiple, strategy):
@@ -182,16 +224,15 @@ def _merge_overlapping(regions: List[Box], shape, min_window: int, margin: int) 
     regions = [_union(group) for group in groups.values()]
 
 
-def _run_shape_and_scale(window: Box, buckets, multiple: int, strategy: str):
+def _run_shape_and_scale(window: Box, sides, multiple: int, strategy: str):
+  """(run_shape, scale) of a window for 'crop' or 'resize' (`sides`: `run_sides`)."""
   height, width = window[2] - window[0], window[3] - window[1]
-  longest = max(height, width)
-  fitting = [b for b in sorted(buckets) if b >= longest]
-  if fitting:
-    return (fitting[0], fitting[0]), 1.0
-  if strategy == 'crop':
+  longest, largest = max(height, width), sides[-1]
+  if longest > largest and strategy == 'crop':
     return (_round_up(height, multiple), _round_up(width, multiple)), 1.0
-  largest = max(buckets)
-  return (largest, largest), largest / longest
+  scale = min(1.0, largest / longest)
+  scaled_height, scaled_width = _scaled(height, width, scale)
+  return (_fit(scaled_height, sides), _fit(scaled_width, sides)), scale
 
 
 def plan_windows(hole: np.ndarray, *, min_window: int, margin: int, buckets: Sequence[int],
@@ -212,10 +253,11 @@ def plan_windows(hole: np.ndarray, *, min_window: int, margin: int, buckets: Seq
                    (_round_up(height, multiple), _round_up(width, multiple)))]
   regions = _merge_overlapping(_hole_regions(hole, margin, min_window), hole.shape,
                                min_window, margin)
+  sides = run_sides(buckets, multiple)
   windows = []
   for region in regions:
     box = _grow(region, hole.shape, min_window, margin)
-    run_shape, scale = _run_shape_and_scale(box, buckets, multiple, strategy)
+    run_shape, scale = _run_shape_and_scale(box, sides, multiple, strategy)
     windows.append(Window(*box, run_shape=run_shape, scale=scale))
   return windows
 

@@ -102,22 +102,41 @@ def test_holes_get_the_models_prediction_on_the_window(predict):
                                 expected[hole[37:69, 27:59]])
 
 
-def test_a_window_is_padded_to_its_bucket_by_reflection(predict):
+def expected_repair(predict, image, hole, window, mode):
+  """The window's hole pixels as `window` padded by hand with np.pad(mode) predicts them."""
+  pads = (window.run_shape[0] - window.height, window.run_shape[1] - window.width)
+  crop_image, crop_hole = image[window.slices], hole[window.slices]
+  padded_image = np.pad(crop_image, ((0, pads[0]), (0, pads[1]), (0, 0)), mode=mode)
+  padded_hole = np.pad(crop_hole, ((0, pads[0]), (0, pads[1])), mode=mode)
+  expected = np.asarray(predict(padded_image[None], padded_hole[None]))[0]
+  expected = expected[:window.height, :window.width]
+  return np.clip(np.round(expected * 255), 0, 255).astype(np.uint8)[crop_hole]
+
+
+def test_a_window_is_padded_to_its_run_shape_by_reflection(predict):
   # 40 x 50 image, 14 x 30 hole: the window is 32 x 46 (at least min_window rows; the hole's
-  # columns + 8 px margins), run at the 64 bucket. 32 rows of padding are as many as the
-  # window has, too many to reflect: symmetric.
+  # columns + 8 px margins), run at 32 x 52 (the run sides are 32, 36, 44, 52, 60, 64).
   image = smooth_image(40, 50, seed=2)
   hole = hole_mask(40, 50, (13, 10, 14, 30))
   (window,) = windows_for(hole)
   assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (
-      4, 2, 36, 48, (64, 64))
+      4, 2, 36, 48, (32, 52))
   repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
-  padded_image = np.pad(image[4:36, 2:48], ((0, 32), (0, 18), (0, 0)), mode='symmetric')
-  padded_hole = np.pad(hole[4:36, 2:48], ((0, 32), (0, 18)), mode='symmetric')
-  expected = np.asarray(predict(padded_image[None], padded_hole[None]))[0, :32, :46]
-  expected = np.clip(np.round(expected * 255), 0, 255).astype(np.uint8)
-  np.testing.assert_array_equal(repaired[4:36, 2:48][hole[4:36, 2:48]],
-                                expected[hole[4:36, 2:48]])
+  np.testing.assert_array_equal(repaired[window.slices][hole[window.slices]],
+                                expected_repair(predict, image, hole, window, 'reflect'))
+
+
+def test_padding_as_large_as_the_window_is_symmetric(predict):
+  # A 14 x 30 image is its own window, run at 32 x 32: 18 rows of padding are more than
+  # the window's 14, too many to reflect.
+  image = smooth_image(14, 30, seed=5)
+  hole = hole_mask(14, 30, (3, 10, 5, 8))
+  (window,) = windows_for(hole)
+  assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (
+      0, 0, 14, 30, (32, 32))
+  repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
+  np.testing.assert_array_equal(repaired[hole],
+                                expected_repair(predict, image, hole, window, 'symmetric'))
 
 
 def test_close_holes_share_a_window_and_far_holes_do_not():
@@ -151,19 +170,21 @@ def test_window_shifts_inside_the_image_rather_than_shrink():
   assert (whole.y0, whole.x0, whole.y1, whole.x1, whole.run_shape) == (0, 0, 20, 25, (32, 32))
 
 
-def test_six_image_sizes_compile_at_most_three_programs(predict):
+def test_six_image_sizes_compile_four_programs_of_run_sides(predict):
   rng = np.random.default_rng(0)
   sizes = [(40, 50), (64, 64), (100, 37), (128, 96), (200, 200), (33, 33)]
   for i, (height, width) in enumerate(sizes):
     image = smooth_image(height, width, seed=i)
     hole = hole_mask(height, width, (height // 3, width // 4, 5, 6))
-    if i % 2:  # A larger hole too: a window over 32, run at 64.
+    if i % 2:  # A larger hole too: a window over 32, run at a larger side.
       hole |= hole_mask(height, width, (height // 2, width // 2, 20, 20)) & (
           rng.random((height, width)) < 0.9)
     repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
     np.testing.assert_array_equal(repaired[~hole], image[~hole])
   assert len(predict.shapes) >= len(sizes)
-  assert set(predict.shapes) == {(1, 32, 32, 3), (1, 64, 64, 3)}
+  assert crops.run_sides(OPTIONS['buckets'], OPTIONS['multiple']) == (32, 36, 44, 52, 60, 64)
+  assert set(predict.shapes) == {(1, 32, 32, 3), (1, 36, 36, 3), (1, 52, 52, 3),
+                                 (1, 60, 60, 3)}
 
 
 def test_whole_image_path_compiles_one_program_per_size(predict):
@@ -178,17 +199,17 @@ def test_resize_runs_a_large_window_at_the_largest_bucket(predict):
   image = smooth_image(200, 200, seed=3)
   hole = hole_mask(200, 200, (50, 60, 100, 80))
   (window,) = windows_for(hole, 'resize')
-  # 100 x 80 hole + 8 px margins = 116 x 96, shrunk by 64 / 116 to 64 x 53.
-  assert (window.height, window.width, window.run_shape) == (116, 96, (64, 64))
+  # 100 x 80 hole + 8 px margins = 116 x 96, shrunk by 64 / 116 to 64 x 53, run at 64 x 60.
+  assert (window.height, window.width, window.run_shape) == (116, 96, (64, 60))
   assert window.scaled_shape == (64, 53)
   repaired = crops.inpaint_crops(image, hole, predict, strategy='resize', **OPTIONS)
-  assert predict.shapes == [(1, 64, 64, 3)]
+  assert predict.shapes == [(1, 64, 60, 3)]
   np.testing.assert_array_equal(repaired[~hole], image[~hole])
   # The prediction, scaled back up, fills the hole: its mean is the prediction's mean there.
   small_image, small_hole = crops.cut_window(image, hole, window)
   prediction = np.asarray(predict(small_image[None], small_hole[None]))[0]
   # The shrunk hole: the hole's rows 8..107 and columns 8..87 of the window, times 64 / 116.
-  # (Columns 53..63 are padding, where the hole is mirrored.)
+  # (Columns 53..59 are padding, where the hole is mirrored.)
   rows, cols = np.nonzero(small_hole[:, :53])
   assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 59, 4, 48)
   np.testing.assert_allclose(repaired[hole].mean(0),
@@ -202,10 +223,10 @@ def test_windows_of_one_bucket_are_batched(predict):
   image = smooth_image(100, 150, seed=4)
   hole = hole_mask(100, 150, (5, 5, 3, 3), (80, 5, 3, 3), (5, 130, 3, 3), (50, 70, 20, 20))
   repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
-  assert predict.shapes == [(3, 32, 32, 3), (1, 64, 64, 3)]
+  assert predict.shapes == [(3, 32, 32, 3), (1, 36, 36, 3)]
   # Fixed batches: every call of a bucket has one shape; the same pixels.
   fixed = crops.inpaint_crops(image, hole, predict, batch_size=2, **OPTIONS)
-  assert predict.shapes[2:] == [(2, 32, 32, 3), (2, 32, 32, 3), (2, 64, 64, 3)]
+  assert predict.shapes[2:] == [(2, 32, 32, 3), (2, 32, 32, 3), (2, 36, 36, 3)]
   assert np.abs(fixed.astype(int) - repaired).max() <= 1
 
 
@@ -226,3 +247,55 @@ def test_bad_options_raise_one_line():
                                        r'of 4$'):
     crops.plan_windows(hole, min_window=32, margin=8, buckets=(32, 50), multiple=4,
                        strategy='crop')
+
+
+# The defaults at 256 (buckets 0.75, 1, 2, 4 x 256) and the small model's multiple.
+DEFAULTS_AT_256 = dict(min_window=192, margin=64, buckets=(192, 256, 512, 1024), multiple=16)
+
+
+def test_run_sides_fill_the_buckets_at_most_1_22x_apart():
+  sides = crops.run_sides(DEFAULTS_AT_256['buckets'], 16)
+  assert sides == (192, 224, 256, 304, 368, 448, 512, 624, 752, 912, 1024)
+  assert max(b / a for a, b in zip(sides, sides[1:])) <= 1.5 ** 0.5
+  # The large model's multiple of 32 gives other sides, as many programs at most.
+  assert crops.run_sides(DEFAULTS_AT_256['buckets'], 32) == (
+      192, 224, 256, 288, 352, 416, 480, 512, 608, 736, 896, 1024)
+
+
+@pytest.mark.parametrize('boxes,expected', [
+    # Issue 21's case: four 32 x 32 holes on the diagonal of one 256 x 256 region of a
+    # 2048 x 1536 photo, as inference_benchmark places them: one 313 x 313 window, which
+    # ran at 512 x 512 (2.7x its area) and now at 368 x 368 (1.38x).
+    ([(635 + 51 * i, 835 + 51 * i, 32, 32) for i in range(4)],
+     [((571, 771, 884, 1084), (368, 368))]),
+    # A long thin scratch: a 200 x 912 window, which ran at 1024 x 1024 (5.7x).
+    ([(700, 500, 72, 784)], [((636, 436, 836, 1348), (224, 912))]),
+    # One small hole: the smallest window, no padding.
+    ([(100, 100, 20, 20)], [((14, 14, 206, 206), (192, 192))]),
+    # Two groups: a 300 x 300 hole (428 px window) and a 120 x 40 one far away (248 x 192).
+    ([(200, 200, 300, 300), (1200, 1700, 120, 40)],
+     [((136, 136, 564, 564), (448, 448)), ((1136, 1624, 1384, 1816), (256, 192))]),
+])
+def test_no_window_pays_more_than_1_5x_its_area(boxes, expected):
+  hole = hole_mask(1536, 2048, *boxes)
+  windows = crops.plan_windows(hole, strategy='crop', **DEFAULTS_AT_256)
+  assert [((w.y0, w.x0, w.y1, w.x1), w.run_shape) for w in windows] == expected
+  assert max(w.padded_area_ratio for w in windows) <= 1.5
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_random_hole_layouts_pay_at_most_1_5x(seed):
+  rng = np.random.default_rng(seed)
+  hole = np.zeros((1536, 2048), bool)
+  for _ in range(rng.integers(1, 8)):
+    height, width = rng.integers(4, 400, 2)
+    y, x = rng.integers(0, 1536 - height), rng.integers(0, 2048 - width)
+    hole[y:y + height, x:x + width] = True
+  for strategy in ('crop', 'resize'):
+    windows = crops.plan_windows(hole, strategy=strategy, **DEFAULTS_AT_256)
+    sides = crops.run_sides(DEFAULTS_AT_256['buckets'], 16)
+    for window in windows:
+      scaled_area = window.scaled_shape[0] * window.scaled_shape[1]
+      assert window.run_shape[0] * window.run_shape[1] <= 1.5 * scaled_area, window
+      if max(window.height, window.width) <= 1024:
+        assert set(window.run_shape) <= set(sides), window
