@@ -1,5 +1,7 @@
 """The command line: `python main.py --mode=MODE ...` or, installed, `flax-inpaint MODE ...`.
 
+  flax-inpaint --help                              (the modes, one line each)
+  flax-inpaint MODE --help                         (a mode's flags and an example)
   flax-inpaint train --config=configs/full.py --workdir=DIR [--config.train.lr=1e-3]
   flax-inpaint eval --workdir=DIR                  (the run's own config.json)
   flax-inpaint inpaint --workdir=DIR --input=IMG_OR_DIR [--mask=MASK_OR_DIR] --output=OUT
@@ -10,15 +12,19 @@
   flax-inpaint lr_sweep --config=configs/lr_sweep.py --workdir=DIR
 
 Each mode is a leaf module; this file only parses flags and dispatches. A user error
-(bad flag or config field, missing file, bad image) is one line on stderr and exit
-status 2; a run that diverged is one line and exit status 3.
+(bad flag, config file or field, missing file, bad image) is one line on stderr and exit
+status 2; a run that diverged is one line and exit status 3. Modes that read a trained
+workdir take `--config.FIELD=VALUE` overrides on top of its config.json without --config.
+`run_app` gives the benchmarks the same one-line errors and quiet console.
 """
 
 import difflib
 import logging as py_logging
 import os
-import re
+import pathlib
 import sys
+import traceback
+from typing import List, Optional, Tuple
 
 from absl import app
 from absl import flags
@@ -28,36 +34,150 @@ from ml_collections import config_flags
 # TensorFlow only feeds data: keep it quiet (input_pipeline also hides GPUs from it).
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-MODES = ('train', 'eval', 'prepare', 'inpaint', 'serve', 'export', 'lr_sweep')
+MODES = {
+    'train': 'train a model on a config (resumes automatically in the same workdir)',
+    'eval': 'evaluate the latest checkpoint against OpenCV baselines (PSNR, SSIM, LPIPS)',
+    'prepare': 'build the album-covers TFDS dataset from the Kaggle download',
+    'inpaint': 'repair your own image files with a trained model',
+    'serve': 'the local web page (and its API) to paint holes and repair them',
+    'export': 'write a trained model as one file that needs only jax and numpy',
+    'lr_sweep': 'the learning-rate search: one short run per rate',
+}
 # Modes that read a trained workdir: without --config they use WORKDIR/config.json.
 TRAINED_MODES = ('eval', 'inpaint', 'serve', 'export')
+# Each mode's own flags (besides --config.FIELD=VALUE) and an example, for `MODE --help`.
+MODE_FLAGS = {
+    'train': ('config', 'workdir'),
+    'eval': ('workdir', 'config'),
+    'prepare': ('config',),
+    'inpaint': ('workdir', 'input', 'mask', 'output', 'mask_threshold', 'overwrite', 'config'),
+    'serve': ('workdir', 'host', 'port', 'config'),
+    'export': ('workdir', 'output', 'overwrite', 'config'),
+    'lr_sweep': ('config', 'workdir'),
+}
+EXAMPLES = {
+    'train': '--config=configs/overfit.py --workdir=/tmp/flax_inpaint_demo',
+    'eval': '--workdir=/tmp/flax_inpaint_demo',
+    'prepare': ('--config=configs/full.py --config.data.manual_dir=KAGGLE_ZIP '
+                '--config.data.data_dir=TFDS_DIR'),
+    'inpaint': ('--workdir=/tmp/flax_inpaint_demo --input=photos/ --mask=masks/ '
+                '--output=repaired/'),
+    'serve': '--workdir=/tmp/flax_inpaint_demo --port=8765',
+    'export': '--workdir=/tmp/flax_inpaint_demo --output=model.fipx',
+    'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
+}
+HELP_FLAGS = ('--help', '-h', '--helpshort', '-?')
 USAGE_ERROR, DIVERGED = 2, 3
+# INFO lines of libraries that tell a user nothing: jax's backend probing ("Unable to
+# initialize backend 'tpu'"), matplotlib's font cache, orbax's per-save chatter.
+_QUIET_PATHS = ('/jax/_src/', '/matplotlib/', '/orbax/')
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'A config file (configs/*.py). Optional for '
-                                'eval, inpaint, serve and export: WORKDIR/config.json.',
-                                lock_config=True)
-flags.DEFINE_string('workdir', None, 'Checkpoints, config.json, TensorBoard events, eval.')
-flags.DEFINE_enum('mode', 'train', MODES, 'What to do.')
-flags.DEFINE_string('input', None, 'inpaint: an image file or a folder of images.')
-flags.DEFINE_string('mask', None, 'inpaint: mask file or folder (holes where the mask is >= '
-                    '--mask_threshold); omitted: the image alpha channel.')
-flags.DEFINE_integer('mask_threshold', 128, 'inpaint: mask pixels >= this are holes.')
-flags.DEFINE_string('output', None, 'inpaint: output folder; export: output file.')
-flags.DEFINE_bool('overwrite', False, 'inpaint: allow replacing existing files.')
-flags.DEFINE_string('host', '127.0.0.1', 'serve: address to bind (local only by default).')
-flags.DEFINE_integer('port', 8765, 'serve: port.')
 
 
 class UsageError(ValueError):
   """A bad command line, reported in one line."""
 
 
+def define_flags() -> None:
+  """main.py's flags (not at import: the benchmarks import this module for run_app)."""
+  if 'workdir' in FLAGS:
+    return
+  config_flags.DEFINE_config_file('config', None, 'A config file (configs/*.py). Optional for '
+                                  'eval, inpaint, serve and export: WORKDIR/config.json, '
+                                  'with any --config.FIELD=VALUE on top.', lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Checkpoints, config.json, TensorBoard events, eval.')
+  flags.DEFINE_enum('mode', 'train', list(MODES), 'What to do.')
+  flags.DEFINE_string('input', None, 'inpaint: an image file or a folder of images.')
+  flags.DEFINE_string('mask', None, 'inpaint: mask file or folder (holes where the mask is '
+                      '>= --mask_threshold); omitted: the image alpha channel.')
+  flags.DEFINE_integer('mask_threshold', 128, 'inpaint: mask pixels >= this are holes.')
+  flags.DEFINE_string('output', None, 'inpaint: output folder; export: output file.')
+  flags.DEFINE_bool('overwrite', False, 'inpaint, export: allow replacing existing files.')
+  flags.DEFINE_string('host', '127.0.0.1', 'serve: address to bind (local only by default).')
+  flags.DEFINE_integer('port', 8765, 'serve: port.')
+
+
+# ----------------------------------------------------------------------------------
+# A quiet console.
+
+
 class _QuietLibraries(py_logging.Filter):
-  """Drops orbax's per-save INFO chatter; its warnings and errors still show."""
+  """Drops libraries' INFO chatter and clu's hyperparameter dump (config.json and
+  TensorBoard hold them); warnings and errors always show."""
 
   def filter(self, record):
-    return record.levelno >= py_logging.WARNING or 'orbax' not in record.pathname
+    if record.levelno >= py_logging.WARNING:
+      return True
+    if any(part in record.pathname for part in _QUIET_PATHS):
+      return False
+    return not ('/clu/' in record.pathname and str(record.msg).startswith('[Hyperparameters]'))
+
+
+def quiet_console() -> None:
+  """Installs the filter on absl's handler (the one every log line goes through)."""
+  handler = logging.get_absl_handler()
+  if not any(isinstance(f, _QuietLibraries) for f in handler.filters):
+    handler.addFilter(_QuietLibraries())
+
+
+# ----------------------------------------------------------------------------------
+# Help.
+
+
+def _requested_mode(argv) -> Optional[str]:
+  """The mode named on the command line (positional or --mode=), or None."""
+  if len(argv) > 1 and argv[1] in MODES:
+    return argv[1]
+  for arg in argv[1:]:
+    if arg.startswith('--mode='):
+      return arg.split('=', 1)[1]
+  return None
+
+
+def _command(argv, mode) -> str:
+  """How the user called us, for examples: `python main.py --mode=X` or `flax-inpaint X`."""
+  if pathlib.Path(argv[0]).name == 'main.py':
+    return 'python main.py' + (f' --mode={mode}' if mode else '')
+  return 'flax-inpaint' + (f' {mode}' if mode else '')
+
+
+def _flag_line(name: str) -> str:
+  flag = FLAGS[name]
+  default = '' if flag.default in (None, '') or name == 'config' else (
+      f' (default: {flag.default})')
+  return f'  --{name:<16}{flag.help}{default}'
+
+
+def help_text(argv, mode: Optional[str] = None) -> str:
+  """The modes, one line each; or, for a mode, its flags and an example."""
+  if mode is None:
+    width = max(len(m) for m in MODES)
+    return '\n'.join(
+        [f'usage: {_command(argv, "MODE")} [flags]', '', 'modes:']
+        + [f'  {m:<{width}}  {description}' for m, description in MODES.items()]
+        + ['', f'{_command(argv, "MODE")} --help: the flags of a mode and an example; '
+           '--helpfull: every flag.'])
+  return '\n'.join(
+      [f'{_command(argv, mode)}: {MODES[mode]}', '', 'example:',
+       f'  {_command(argv, mode)} {EXAMPLES[mode]}', '', 'flags:']
+      + [_flag_line(name) for name in MODE_FLAGS[mode]]
+      + ['  --config.FIELD=VALUE  any config field (flax_inpaint/defaults.py lists them)'])
+
+
+def _maybe_print_help(argv) -> bool:
+  """Prints the help asked for with --help or -h; True when it did."""
+  if not any(arg in HELP_FLAGS for arg in argv[1:]):
+    return False
+  mode = _requested_mode(argv)
+  if mode is not None and mode not in MODES:
+    raise UsageError(f'--mode={mode}: unknown mode; modes are {", ".join(MODES)}')
+  print(help_text(argv, mode))
+  return True
+
+
+# ----------------------------------------------------------------------------------
+# Config files and overrides, with one-line errors.
 
 
 def _config_flag_error(argv, error) -> str:
@@ -80,47 +200,132 @@ def _config_flag_error(argv, error) -> str:
   return str(error).splitlines()[0]
 
 
-def parse_flags(argv):
-  """absl flag parsing, with one-line errors for bad flags and config overrides."""
-  if len(argv) > 1 and argv[1] in MODES:  # `flax-inpaint serve ...` == `--mode=serve`.
-    argv = [argv[0], f'--mode={argv[1]}'] + argv[2:]
+def _config_file_arg(argv) -> Optional[str]:
+  """The value of --config=FILE (or `--config FILE`) in argv, or None."""
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return arg.split('=', 1)[1]
+    if arg == '--config' and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _raised_at(error: BaseException, path: pathlib.Path) -> str:
+  """' (line N)' of the last frame of `error` in the file `path`, or ''."""
+  if isinstance(error, SyntaxError) and error.lineno:
+    return f' (line {error.lineno})'
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+           if pathlib.Path(frame.filename).resolve() == path.resolve()]
+  return f' (line {lines[-1]})' if lines else ''
+
+
+def _check_config_file_exists(value: Optional[str]) -> None:
+  """A missing --config file, in one line (ml_collections would report it only when the
+  config is first used, in a traceback)."""
+  if value is not None and not pathlib.Path(value.split(':', 1)[0]).expanduser().is_file():
+    raise UsageError(f'--config={value}: no such file (config files are in configs/, e.g. '
+                     '--config=configs/full.py)')
+
+
+def config_file_error(value: str) -> Optional[str]:
+  """One line saying why the existing file --config=value cannot give a config (it raises,
+  or has no get_config()), or None when it can."""
+  path = pathlib.Path(value.split(':', 1)[0]).expanduser()
+  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  try:
+    config_lib.load_sibling(path, path.stem)
+  except AttributeError as e:
+    if "has no attribute 'get_config'" in str(e):
+      return (f'--config={value}: defines no get_config(); a config file returns its '
+              'ConfigDict from get_config() (see configs/test.py)')
+    return f'--config={value}: loading it raised AttributeError: {e}{_raised_at(e, path)}'
+  except Exception as e:  # pylint: disable=broad-except  # Whatever the user's file raises.
+    text = e.msg if isinstance(e, SyntaxError) else str(e)
+    first = text.splitlines()[0] if text else ''
+    return (f'--config={value}: loading it raised {type(e).__name__}: {first}'
+            f'{_raised_at(e, path)}')
+  return None
+
+
+def parse_config_flags(argv) -> List[str]:
+  """FLAGS(argv) and the config file with its overrides, as one-line UsageErrors."""
+  _check_config_file_exists(_config_file_arg(argv))
   try:
     rest = FLAGS(argv)
-    FLAGS.config  # pylint: disable=pointless-statement  # Loads the file and overrides now.
+    if 'config' in FLAGS:
+      FLAGS.config  # pylint: disable=pointless-statement  # Loads the file and overrides now.
+    return rest
+  except Exception as e:  # pylint: disable=broad-except  # Sorted into one line below.
+    if isinstance(e, UsageError):
+      raise
+    config_file = _config_file_arg(argv)
+    message = config_file_error(config_file) if config_file else None
+    if message is None and not isinstance(e, (KeyError, AttributeError, flags.Error)):
+      raise
+    raise UsageError(message or _config_flag_error(argv, e)) from e
+
+
+def _split_overrides(argv) -> Tuple[List[str], List[str]]:
+  """(argv without --config.FIELD=VALUE, those overrides) when no --config file is given:
+  they then apply to the workdir's config.json (see `overridden_saved_config`)."""
+  if _config_file_arg(argv) is not None:
+    return list(argv), []
+  overrides = [arg for arg in argv[1:] if arg.startswith('--config.')]
+  return [arg for arg in argv if arg not in overrides], overrides
+
+
+# --config.FIELD=VALUE given without --config, for the trained modes.
+_overrides_without_config: List[str] = []
+
+
+def parse_flags(argv):
+  """main.py's flag parsing: `flax-inpaint MODE` as --mode=MODE, one-line errors."""
+  if len(argv) > 1 and argv[1] in MODES:  # `flax-inpaint serve ...` == `--mode=serve`.
+    argv = [argv[0], f'--mode={argv[1]}'] + argv[2:]
+  argv, overrides = _split_overrides(argv)
+  _overrides_without_config[:] = overrides
+  return parse_config_flags(argv)
+
+
+def overridden_saved_config(workdir, overrides):
+  """WORKDIR/config.json with `overrides` (--config.FIELD=VALUE) applied, parsed as absl
+  parses them on a config file; None when the workdir has no config.json (the mode then
+  says so in one line)."""
+  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  saved = config_lib.read_config_json(workdir) if workdir else None
+  if saved is None:
+    return None
+  argv = [sys.argv[0]] + list(overrides)
+  values = flags.FlagValues()
+  try:  # The overrides are parsed when the flag is defined, and again by values(argv).
+    config_flags.DEFINE_config_dict('config', saved, flag_values=values, sys_argv=argv)
+    values(argv)
+    return values.config
   except (KeyError, AttributeError, flags.Error) as e:
     raise UsageError(_config_flag_error(argv, e)) from e
-  except OSError as e:  # ml_collections' failure to load the config file.
-    missing = re.search(r"No such file or directory: '([^']+)'", str(e))
-    raise UsageError(f'--config={missing.group(1)}: no such config file' if missing
-                     else str(e).splitlines()[0]) from e
-  return rest
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise UsageError(f'unexpected arguments {argv[1:]}: modes are {", ".join(MODES)}')
-  logging.get_absl_handler().addFilter(_QuietLibraries())
-  mode, config, workdir = FLAGS.mode, FLAGS.config, FLAGS.workdir
-  if config is None and mode not in TRAINED_MODES:
-    raise UsageError(f'--mode={mode} needs --config=FILE (e.g. configs/full.py)')
-  if mode != 'prepare' and not workdir:
-    raise UsageError(f'--mode={mode} needs --workdir=DIR')
-  if config is not None:
-    from flax_inpaint import distributed  # pylint: disable=g-import-not-at-top
-    distributed.maybe_initialize(config.distributed)
-  if mode == 'prepare':
-    from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
-    summary = input_pipeline.prepare(config)
-    print(f"album_covers prepared in {config.data.data_dir}: "
-          + ', '.join(f'{k} {v}' for k, v in summary['splits'].items())
-          + f"; skipped {summary['skipped']} files")
-  elif mode == 'train':
-    from flax_inpaint import train  # pylint: disable=g-import-not-at-top
-    train.train_and_evaluate(config, workdir)
-  elif mode == 'lr_sweep':
-    from flax_inpaint import train  # pylint: disable=g-import-not-at-top
-    train.lr_sweep(config, workdir)
-  elif mode == 'eval':
+# ----------------------------------------------------------------------------------
+# Dispatch.
+
+
+def _mode_config(mode, workdir):
+  """--config's config; for a trained mode without it, None (the workdir's config.json) or
+  config.json with the command line's overrides."""
+  config = FLAGS.config
+  if config is not None or not _overrides_without_config:
+    if config is None and mode not in TRAINED_MODES:
+      raise UsageError(f'--mode={mode} needs --config=FILE (e.g. configs/full.py)')
+    return config
+  if mode not in TRAINED_MODES:
+    raise UsageError(f'{_overrides_without_config[0]}: --mode={mode} needs --config=FILE '
+                     '(e.g. configs/full.py) for overrides to apply to')
+  return overridden_saved_config(workdir, _overrides_without_config)
+
+
+def _run_trained_mode(mode, config, workdir):
+  """eval, inpaint, serve, export."""
+  if mode == 'eval':
     from flax_inpaint import evaluate  # pylint: disable=g-import-not-at-top
     evaluate.run(config, workdir)
   elif mode == 'inpaint':
@@ -142,7 +347,33 @@ def main(argv):
     if not FLAGS.output:
       raise UsageError('--mode=export needs --output=FILE')
     from flax_inpaint import export  # pylint: disable=g-import-not-at-top
-    export.run(config, workdir, FLAGS.output)
+    export.run(config, workdir, FLAGS.output, overwrite=FLAGS.overwrite)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise UsageError(f'unexpected arguments {argv[1:]}: modes are {", ".join(MODES)}')
+  mode, workdir = FLAGS.mode, FLAGS.workdir
+  if mode != 'prepare' and not workdir:
+    raise UsageError(f'--mode={mode} needs --workdir=DIR')
+  config = _mode_config(mode, workdir)
+  if config is not None:
+    from flax_inpaint import distributed  # pylint: disable=g-import-not-at-top
+    distributed.maybe_initialize(config.distributed)
+  if mode == 'prepare':
+    from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
+    summary = input_pipeline.prepare(config)
+    print(f"album_covers prepared in {config.data.data_dir}: "
+          + ', '.join(f'{k} {v}' for k, v in summary['splits'].items())
+          + f"; skipped {summary['skipped']} files")
+  elif mode == 'train':
+    from flax_inpaint import train  # pylint: disable=g-import-not-at-top
+    train.train_and_evaluate(config, workdir)
+  elif mode == 'lr_sweep':
+    from flax_inpaint import train  # pylint: disable=g-import-not-at-top
+    train.lr_sweep(config, workdir)
+  else:
+    _run_trained_mode(mode, config, workdir)
 
 
 def _user_errors():
@@ -157,20 +388,39 @@ def _user_errors():
           FileNotFoundError)
 
 
-def run(argv=None):
-  """Entry point of main.py and of the `flax-inpaint` console command."""
-  argv = list(sys.argv if argv is None else argv)
+def _fail(message, status):
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(status)
+
+
+def run_app(main_fn, argv, flags_parser=parse_config_flags):
+  """app.run(main_fn) with a quiet console; a user error is one line on stderr and exit
+  status 2, a diverged run one line and exit status 3."""
+
+  def quiet_main(rest):
+    quiet_console()
+    return main_fn(rest)
+
   try:
-    app.run(main, argv=argv, flags_parser=parse_flags)
+    app.run(quiet_main, argv=argv, flags_parser=flags_parser)
   except UsageError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(USAGE_ERROR)
+    _fail(e, USAGE_ERROR)
   except Exception as e:  # pylint: disable=broad-except
     from flax_inpaint import loop  # pylint: disable=g-import-not-at-top
     if isinstance(e, loop.DivergedError):
-      print(f'error: {e}', file=sys.stderr)
-      sys.exit(DIVERGED)
+      _fail(e, DIVERGED)
     if isinstance(e, _user_errors()):
-      print(f'error: {e}', file=sys.stderr)
-      sys.exit(USAGE_ERROR)
+      _fail(e, USAGE_ERROR)
     raise
+
+
+def run(argv=None):
+  """Entry point of main.py and of the `flax-inpaint` console command."""
+  argv = list(sys.argv if argv is None else argv)
+  define_flags()
+  try:
+    if _maybe_print_help(argv):
+      sys.exit(0)
+  except UsageError as e:
+    _fail(e, USAGE_ERROR)
+  run_app(main, argv, flags_parser=parse_flags)

@@ -1,25 +1,23 @@
 """`--mode=export`: a trained model as one self-contained file for inference anywhere.
 
-  python main.py --mode=export --workdir=W --output=model.fipx
+  python main.py --mode=export --workdir=W --output=model.fipx [--overwrite]
   python -m flax_inpaint.export --workdir=W --output=model.fipx [--config=FILE]
   then: Inpainter.from_export('model.fipx')   # jax and numpy only
 
-Writes jax.export's StableHLO of the predict function for each window side the crop
-strategy runs (`config.inpaint.bucket_scales` x `data.image_size`), polymorphic in the
-batch and lowered for CPU and CUDA, plus the params (see exported.py for the layout).
+Writes jax.export's StableHLO of the predict function, polymorphic in the batch and in
+the window's height and width and lowered for CPU and CUDA, the params, and how the run
+cuts images into windows (`config.inpaint`: strategy, margin, window sides), so the export
+repairs exactly as the workdir does (exported.py holds the layout). Like inpaint, it never
+replaces an existing file without --overwrite and never creates folders.
 """
 
-import io
-import json
-import os
+import dataclasses
 import pathlib
 import sys
-import zipfile
 
 from absl import logging
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from flax_inpaint import api
 from flax_inpaint import components as components_lib
@@ -31,8 +29,12 @@ from flax_inpaint import steps
 PLATFORMS = ('cpu', 'cuda')
 
 
-def export_programs(model, variables, sides, platforms=PLATFORMS):
-  """{side: serialized jax.export program} taking (param leaves, images, holes)."""
+def export_program(model, variables, multiple: int, platforms=PLATFORMS):
+  """(serialized jax.export program taking (param leaves, images, holes), param leaves).
+
+  The program takes any batch and any window height and width that are multiples of
+  `multiple`: the strategies' windows (buckets, larger 'crop' windows, 'full' images).
+  """
   leaves, treedef = jax.tree.flatten(variables)
 
   def predict(param_leaves, images, holes):
@@ -40,41 +42,35 @@ def export_programs(model, variables, sides, platforms=PLATFORMS):
     return steps.make_predict_fn(model)(restored, images, holes)
 
   specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-  programs = {}
-  for side in sides:
-    batch, = jax.export.symbolic_shape('batch')
-    images = jax.ShapeDtypeStruct((batch, side, side, 3), jnp.uint8)
-    holes = jax.ShapeDtypeStruct((batch, side, side), jnp.bool_)
-    program = jax.export.export(jax.jit(predict), platforms=platforms)(specs, images, holes)
-    programs[side] = program.serialize()
-  return programs, leaves
+  batch, height, width = jax.export.symbolic_shape(f'batch, {multiple}*h, {multiple}*w')
+  images = jax.ShapeDtypeStruct((batch, height, width, 3), jnp.uint8)
+  holes = jax.ShapeDtypeStruct((batch, height, width), jnp.bool_)
+  program = jax.export.export(jax.jit(predict), platforms=platforms)(specs, images, holes)
+  return program.serialize(), leaves
 
 
-def run(config, workdir, output) -> pathlib.Path:
-  """Exports the latest checkpoint of `workdir` to `output` (atomically); returns the path."""
+def _meta(config, options: api.InferenceOptions, step: int) -> dict:
+  options = dataclasses.asdict(options)
+  return {**{key: options[key] for key in exported.OPTION_KEYS},
+          'bucket_scales': list(options['bucket_scales']), 'step': step,
+          'platforms': list(PLATFORMS), 'model': dict(config.model), 'jax': jax.__version__}
+
+
+def run(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
+  """Exports the latest checkpoint of `workdir` to `output` (atomically); returns the path.
+
+  Raises:
+    exported.ExportError: `output` exists (unless overwrite) or its folder does not.
+  """
+  output = exported.check_output(output, overwrite=overwrite)
   config = config_lib.config_for_workdir(config, workdir, mode='export')
-  output = pathlib.Path(output).expanduser()
   components = components_lib.build(config, training=False)
   variables, step = components_lib.restore_variables(components, workdir)
   options = api.InferenceOptions.from_config(config, models.size_multiple(config.model))
-  programs, leaves = export_programs(components.model, variables, options.buckets)
-  params = io.BytesIO()
-  np.savez(params, **{f'leaf_{i:04d}': np.asarray(leaf) for i, leaf in enumerate(leaves)})
-  meta = {'format': exported.FORMAT, 'format_version': exported.FORMAT_VERSION,
-          'step': step, 'train_size': options.train_size, 'multiple': options.multiple,
-          'strategy': options.strategy, 'crop_margin': options.crop_margin,
-          'bucket_scales': list(options.bucket_scales), 'buckets': list(options.buckets),
-          'platforms': list(PLATFORMS), 'model': dict(config.model), 'jax': jax.__version__}
-  output.parent.mkdir(parents=True, exist_ok=True)
-  tmp = output.with_name(output.name + '.tmp')
-  with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_DEFLATED) as archive:
-    archive.writestr('meta.json', json.dumps(meta, indent=2))
-    archive.writestr('params.npz', params.getvalue())
-    for side, blob in programs.items():
-      archive.writestr(f'program_{side}.bin', bytes(blob))
-  os.replace(tmp, output)
-  logging.info('Exported the checkpoint of step %d (%d programs: %s) to %s', step,
-               len(programs), ', '.join(f'{s}x{s}' for s in programs), output)
+  program, leaves = export_program(components.model, variables, options.multiple)
+  exported.write(output, _meta(config, options, step), leaves, program)
+  logging.info('Exported the checkpoint of step %d (strategy %r, windows %s) to %s', step,
+               options.strategy, ', '.join(f'{s}x{s}' for s in options.buckets), output)
   print(output)
   return output
 

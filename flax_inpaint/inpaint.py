@@ -12,11 +12,18 @@ pixel outside the holes bit for bit the input's, and its path is printed.
 Nothing is lost: an input is never replaced (unless --overwrite), inputs that share a
 name get distinct outputs, and a bad image or mask is reported in one line while the
 rest of the folder is still repaired; the run then ends with status 2 and a count.
+
+A run never takes its own earlier results for inputs: every result is listed, with its
+SHA-256, in OUTPUT/.flax_inpaint_results.json (the writer and reader are below), and an
+input that an earlier run wrote there, unchanged since, is skipped and counted (so
+`--output` may be the input folder). A file a user put there, or edited, is no result.
 """
 
+import hashlib
+import json
 import pathlib
 import sys
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 import warnings
 
 from absl import logging
@@ -24,6 +31,51 @@ from absl import logging
 from flax_inpaint import api
 from flax_inpaint import image_files
 from flax_inpaint import images as images_lib
+
+
+# Lists the results written in an output folder: {"results": {relative path: sha256}}.
+RESULTS_FILE = '.flax_inpaint_results.json'
+
+
+def _sha256(path: pathlib.Path) -> str:
+  return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_results(output_dir) -> Dict[str, str]:
+  """{path relative to output_dir: sha256} of the results earlier runs wrote there."""
+  path = pathlib.Path(output_dir) / RESULTS_FILE
+  try:
+    return dict(json.loads(path.read_text())['results'])
+  except (OSError, ValueError, KeyError, TypeError):  # None yet, or not ours: no results.
+    return {}
+
+
+def record_results(output_dir, written: Sequence[pathlib.Path]) -> None:
+  """Adds `written` (files under output_dir) to its results list, atomically."""
+  if not written:
+    return
+  output_dir = pathlib.Path(output_dir)
+  results = read_results(output_dir)
+  results.update({str(p.relative_to(output_dir)): _sha256(p) for p in written})
+  tmp = output_dir / f'{RESULTS_FILE}.tmp'
+  tmp.write_text(json.dumps({'results': results}, indent=1, sort_keys=True) + '\n')
+  tmp.replace(output_dir / RESULTS_FILE)
+
+
+def earlier_results(inputs: Sequence[pathlib.Path], output_dir) -> List[pathlib.Path]:
+  """The inputs that an earlier run wrote in output_dir and nobody changed since."""
+  output_dir = pathlib.Path(output_dir).resolve()
+  results = read_results(output_dir)
+  if not results:
+    return []
+  found = []
+  for path in inputs:
+    resolved = path.resolve()
+    if resolved.is_relative_to(output_dir):
+      relative = str(resolved.relative_to(output_dir))
+      if relative in results and results[relative] == _sha256(resolved):
+        found.append(path)
+  return found
 
 
 def _inputs(input_path) -> Tuple[List[pathlib.Path], Optional[pathlib.Path]]:
@@ -73,30 +125,60 @@ def repair_file(inpainter: api.Inpainter, image_path, mask_path, output_path, *,
   return image_files.write_png(repaired, output_path, icc_profile=image.icc_profile)
 
 
+def _without_earlier_results(inputs, output_dir) -> List[pathlib.Path]:
+  """`inputs` less the results of earlier runs in output_dir, with one log line."""
+  skipped = set(earlier_results(inputs, output_dir))
+  if skipped:
+    logging.info('Skipping %d file(s) in %s that an earlier run wrote (listed in %s)',
+                 len(skipped), output_dir, RESULTS_FILE)
+  return [p for p in inputs if p not in skipped]
+
+
+def _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold):
+  """repair_file, with its warnings and its path printed; the path, or None on failure."""
+  try:
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always', image_files.ImageFileWarning)
+      written = repair_file(inpainter, image_path, find_mask(image_path), output_path,
+                            mask_threshold=mask_threshold)
+    for warning in caught:
+      print(f'warning: {warning.message}', file=sys.stderr)
+    print(written, flush=True)
+    return written
+  except image_files.ImageFileError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    return None
+
+
+def failure_summary(failed: int, total: int) -> str:
+  """The last line of a run where some inputs failed."""
+  if failed == total:
+    return ('the image could not be repaired (see above)' if total == 1 else
+            f'none of the {total} images could be repaired (see above)')
+  return (f'{failed} of {total} image(s) could not be repaired (see above); the others '
+          'were written')
+
+
 def run(config, workdir, input_path, mask_path, output_dir, *, mask_threshold: int = 128,
         overwrite: bool = False) -> int:
   """Repairs every input; prints each path written. Returns the number of failed inputs."""
+  output_dir = pathlib.Path(output_dir).expanduser()
   inputs, root = _inputs(input_path)
-  outputs = image_files.output_paths(inputs, pathlib.Path(output_dir).expanduser(),
-                                     overwrite=overwrite, root=root)
+  inputs = _without_earlier_results(inputs, output_dir)
+  outputs = image_files.output_paths(inputs, output_dir, overwrite=overwrite, root=root)
   find_mask = _mask_finder(mask_path)
   inpainter = api.Inpainter.from_workdir(workdir, config)
   logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(inputs),
                inpainter.step)
-  failed = 0
-  for image_path, output_path in zip(inputs, outputs):
-    try:
-      with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always', image_files.ImageFileWarning)
-        written = repair_file(inpainter, image_path, find_mask(image_path), output_path,
-                              mask_threshold=mask_threshold)
-      for warning in caught:
-        print(f'warning: {warning.message}', file=sys.stderr)
-      print(written, flush=True)
-    except image_files.ImageFileError as e:
-      failed += 1
-      print(f'error: {e}', file=sys.stderr, flush=True)
+  written = []
+  try:
+    for image_path, output_path in zip(inputs, outputs):
+      path = _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold)
+      if path is not None:
+        written.append(path)
+  finally:  # Interrupted too: what was written is known as results next time.
+    record_results(output_dir, written)
+  failed = len(inputs) - len(written)
   if failed:
-    print(f'error: {failed} of {len(inputs)} image(s) could not be repaired (see above); '
-          'the others were written', file=sys.stderr)
+    print(f'error: {failure_summary(failed, len(inputs))}', file=sys.stderr)
   return failed

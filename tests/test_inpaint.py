@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT, run_main
 from flax_inpaint import Inpainter
+from flax_inpaint import config_lib
 
 CONFIG = '--config=configs/test.py'
 
@@ -66,8 +67,9 @@ def test_crops_run_the_same_window_sizes_for_any_image_size(workdir):
   fresh = Inpainter.from_workdir(workdir)
   for height, width in [(40, 50), (64, 64), (100, 37), (128, 96), (200, 200), (33, 33)]:
     fresh.inpaint(photo(height, width), hole_mask(height, width, [(3, 4, 6, 7)]))
-  assert len(fresh.program_shapes) <= 3, fresh.program_shapes
-  assert {shape[1] for shape in fresh.program_shapes} <= set(fresh.options.buckets)
+  # configs/test.py: buckets 24, 32, 64, 128 at 32, margin 8: every 6 x 7 hole gets the
+  # smallest window, 24 x 24, but in the 37 px wide image the 22 px hole window is 24 wide.
+  assert fresh.program_shapes == {(1, 24, 24, 3)}
 
 
 def test_cli_repairs_a_folder_names_every_output_and_counts_failures(workdir, inpainter,
@@ -168,3 +170,108 @@ def test_a_bad_export_file_is_one_line(workdir, tmp_path):
   from flax_inpaint import exported  # pylint: disable=g-import-not-at-top
   with pytest.raises(exported.ExportError, match='not a readable flax_inpaint export'):
     Inpainter.from_export(tmp_path / 'bad.fipx')
+
+
+def test_a_second_run_into_the_input_folder_skips_its_own_results(workdir, tmp_path):
+  Image.fromarray(photo(40, 48)).save(tmp_path / 'astro.jpg', quality=95)
+  save_mask(hole_mask(40, 48, [(8, 8, 10, 10)]), tmp_path / 'mask.png')
+  folder = tmp_path / 'photos'
+  folder.mkdir()
+  (tmp_path / 'astro.jpg').rename(folder / 'astro.jpg')
+  args = ['--mode=inpaint', f'--input={folder}', f'--mask={tmp_path}/mask.png',
+          f'--output={folder}']
+  first = run_main(args, workdir)
+  assert first.returncode == 0, first.stdout[-3000:]
+  assert [l for l in first.stdout.splitlines() if l.startswith('/')] == [str(folder / 'astro.png')]
+  written = (folder / 'astro.png').read_bytes()
+  # Again: astro.png is the first run's result, not an input; replacing it needs --overwrite.
+  second = run_main(args, workdir)
+  assert second.returncode == 2
+  assert 'Skipping 1 file(s) in' in second.stdout
+  assert error_lines(second.stdout) == [
+      f'error: {folder}/astro.png: already exists: choose another output folder, or pass '
+      '--overwrite to replace it']
+  third = run_main(args + ['--overwrite'], workdir)
+  assert third.returncode == 0, third.stdout[-3000:]
+  assert [l for l in third.stdout.splitlines() if l.startswith('/')] == [str(folder / 'astro.png')]
+  assert sorted(p.name for p in folder.iterdir()) == [
+      '.flax_inpaint_results.json', 'astro.jpg', 'astro.png']
+  assert (folder / 'astro.png').read_bytes() == written  # The same repair of astro.jpg.
+  # A file the user changes is no longer a result: it is an input again.
+  Image.fromarray(photo(40, 48, seed=5)).save(folder / 'astro.png')
+  fourth = run_main(args + ['--overwrite'], workdir)
+  assert 'Skipping' not in fourth.stdout
+  assert sorted(l for l in fourth.stdout.splitlines() if l.startswith('/')) == [
+      str(folder / 'astro.jpg.png'), str(folder / 'astro.png.png')]
+
+
+def test_one_image_that_fails_says_so_without_others(workdir, tmp_path):
+  (tmp_path / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 40)
+  save_mask(hole_mask(8, 8, [(1, 1, 2, 2)]), tmp_path / 'mask.png')
+  result = run_main(['--mode=inpaint', f'--input={tmp_path}/broken.png',
+                     f'--mask={tmp_path}/mask.png', f'--output={tmp_path}/out'], workdir)
+  assert result.returncode == 2
+  assert error_lines(result.stdout)[1:] == [
+      'error: the image could not be repaired (see above)']
+
+
+def brush_stroke(height, width, points, radius):
+  """A thick polyline through `points` (x, y), as a user's brush paints it."""
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  canvas = Image.new('L', (width, height))
+  draw = ImageDraw.Draw(canvas)
+  draw.line(points, fill=255, width=2 * radius, joint='curve')
+  for x, y in points:
+    draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+  return np.asarray(canvas) > 0
+
+
+def test_the_export_repairs_large_strokes_as_the_workdir_does(workdir, inpainter, tmp_path):
+  exported = tmp_path / 'model.fipx'
+  assert run_main(['--mode=export', f'--output={exported}'], workdir).returncode == 0
+  loaded = Inpainter.from_export(exported)
+  assert loaded.options == inpainter.options and loaded.options.strategy == 'crop'
+  image = photo(1024, 1024, seed=11)
+  hole = brush_stroke(1024, 1024, [(100, 150), (400, 300), (700, 250), (900, 800)], 30)
+  hole |= hole_mask(1024, 1024, [(50, 900, 6, 6), (980, 40, 10, 12)])  # Small ones too.
+  repaired = loaded.inpaint(image, hole)
+  np.testing.assert_array_equal(repaired, inpainter.inpaint(image, hole))
+  # The stroke's window is larger than the largest bucket (128): 'crop' ran it at its own
+  # size, a shape the export has no bucket for, besides the small holes' 24 x 24.
+  assert (1, 24, 24, 3) in loaded.program_shapes
+  assert max(shape[1] * shape[2] for shape in loaded.program_shapes) > 128 * 128
+
+
+def test_an_export_with_an_overridden_strategy_keeps_it(workdir, tmp_path):
+  exported = tmp_path / 'resize.fipx'
+  result = run_main(['--mode=export', f'--output={exported}', '--config.inpaint.strategy=resize'],
+                    workdir)
+  assert result.returncode == 0, result.stdout[-3000:]
+  loaded = Inpainter.from_export(exported)
+  assert loaded.options.strategy == 'resize'
+  config = config_lib.read_config_json(workdir)
+  config.inpaint.strategy = 'resize'
+  image, hole = photo(300, 300, seed=3), hole_mask(300, 300, [(20, 20, 200, 150)])
+  np.testing.assert_array_equal(loaded.inpaint(image, hole),
+                                Inpainter.from_workdir(workdir, config).inpaint(image, hole))
+  # The 216 x 166 window, scaled down to the largest bucket (128 x 98), runs at 128 x 112.
+  assert loaded.program_shapes == {(1, 128, 112, 3)}
+
+
+def test_export_never_overwrites_or_creates_folders(workdir, tmp_path):
+  target = tmp_path / 'model.fipx'
+  target.write_bytes(b'mine')
+  result = run_main(['--mode=export', f'--output={target}'], workdir)
+  assert result.returncode == 2
+  assert error_lines(result.stdout) == [
+      f'error: --output={target}: already exists: choose another file, or pass --overwrite '
+      'to replace it']
+  assert target.read_bytes() == b'mine'
+  missing = tmp_path / 'no' / 'such' / 'model.fipx'
+  result = run_main(['--mode=export', f'--output={missing}'], workdir)
+  assert result.returncode == 2
+  assert error_lines(result.stdout) == [
+      f'error: --output={missing}: no such folder {tmp_path}/no/such: create it first']
+  assert not (tmp_path / 'no').exists()
+  assert run_main(['--mode=export', f'--output={target}', '--overwrite'], workdir).returncode == 0
+  assert Inpainter.from_export(target).step == 2
