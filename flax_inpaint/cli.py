@@ -252,7 +252,9 @@ def parse_config_flags(argv) -> List[str]:
   _check_config_file_exists(_config_file_arg(argv))
   try:
     rest = FLAGS(argv)
-    if 'config' in FLAGS:
+    if 'config' in FLAGS and FLAGS['config'].value is not None:
+      # A default file (the benchmarks') is not on the command line: checked here.
+      _check_config_file_exists(config_flags.get_config_filename(FLAGS['config']))
       FLAGS.config  # pylint: disable=pointless-statement  # Loads the file and overrides now.
     return rest
   except Exception as e:  # pylint: disable=broad-except  # Sorted into one line below.

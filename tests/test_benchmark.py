@@ -114,3 +114,28 @@ def test_modes_are_leaves_and_only_train_imports_clu():
                      for m in imported), path.name
     if path.stem != 'checkpointing':
       assert not any(m.split('.')[0] == 'orbax' for m in imported), path.name
+
+
+def test_the_reference_config_needs_no_dataset():
+  from conftest import load_config  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import benchmark  # pylint: disable=g-import-not-at-top
+  reference = load_config('reference')
+  assert reference.data.source == 'album_covers' and reference.data.data_dir is None
+  timed = benchmark.timed_config(reference, batch=8)
+  assert (timed.data.source, timed.train.batch_size, timed.model.size) == ('samples', 8, 'small')
+
+
+@pytest.mark.parametrize('args,line', [
+    (['--config=configs/nope.py'], 'error: --config=configs/nope.py: no such file (config '
+     'files are in configs/, e.g. --config=configs/full.py)'),
+    (['--config=configs/test.py', '--batch=6'], 'error: config.train.batch_size=6 (global) is '
+     'not divisible by the 4 devices'),
+    (['--config=configs/test.py', '--config.trian.lr=1'], "error: --config.trian.lr=1: config "
+     'has no field \'trian\' (did you mean "train"?); flax_inpaint/defaults.py lists every '
+     'field'),
+])
+def test_benchmark_user_errors_are_one_line_and_exit_2(args, line):
+  result = run_python(['-m', 'flax_inpaint.benchmark'] + args)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert [l for l in result.stderr.splitlines() if l.startswith('error:')] == [line]
+  assert 'Traceback' not in result.stderr
