@@ -127,7 +127,7 @@ def quiet_console() -> None:
 
 def _requested_mode(argv) -> Optional[str]:
   """The mode named on the command line (positional or --mode=), or None."""
-  if len(argv) > 1 and argv[1] in MODES:
+  if len(argv) > 1 and not argv[1].startswith('-'):
     return argv[1]
   for arg in argv[1:]:
     if arg.startswith('--mode='):
@@ -171,7 +171,7 @@ def _maybe_print_help(argv) -> bool:
     return False
   mode = _requested_mode(argv)
   if mode is not None and mode not in MODES:
-    raise UsageError(f'--mode={mode}: unknown mode; modes are {", ".join(MODES)}')
+    raise UsageError(f'no mode {mode!r}; modes are {", ".join(MODES)}')
   print(help_text(argv, mode))
   return True
 

@@ -29,6 +29,10 @@ def test_train_resume_and_eval(tmp_path):
   assert samples == ['step_0000000.png', 'step_0000002.png', 'step_0000004.png']
   assert (tmp_path / 'loss_curves.png').stat().st_size > 1000
   assert 'starting from step 0' in result.stdout
+  # A quiet console: no backend probing, no hyperparameter dump (config.json has them).
+  for noise in ("Unable to initialize backend", '[Hyperparameters]', 'oneDNN',
+                'generated new fontManager'):
+    assert noise not in result.stdout, noise
 
   resumed = run_main([CONFIG, '--config.train.num_steps=6'], tmp_path)
   assert resumed.returncode == 0, resumed.stdout[-3000:]

@@ -1,0 +1,143 @@
+"""The command line a new user meets: help, config files that cannot load, overrides of a
+run's config.json, a quiet console (issue 21)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from conftest import ROOT, run_main
+from flax_inpaint import cli
+
+
+def run_installed(args, timeout=300):
+  """The `flax-inpaint` console command (the entry point pip installs: cli.run)."""
+  code = 'import sys; from flax_inpaint import cli; cli.run(["flax-inpaint"] + sys.argv[1:])'
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  return subprocess.run([sys.executable, '-c', code] + list(args), cwd=ROOT, env=env,
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                        timeout=timeout)
+
+
+def error_lines(output):
+  return [line for line in output.splitlines() if line.startswith('error:')]
+
+
+MODE_LINES = [
+    '  train     train a model on a config (resumes automatically in the same workdir)',
+    '  eval      evaluate the latest checkpoint against OpenCV baselines (PSNR, SSIM, LPIPS)',
+    '  prepare   build the album-covers TFDS dataset from the Kaggle download',
+    '  inpaint   repair your own image files with a trained model',
+    '  serve     the local web page (and its API) to paint holes and repair them',
+    '  export    write a trained model as one file that needs only jax and numpy',
+    '  lr_sweep  the learning-rate search: one short run per rate',
+]
+
+
+@pytest.mark.parametrize('runner,command', [(run_main, 'python main.py --mode=MODE'),
+                                            (run_installed, 'flax-inpaint MODE')])
+def test_help_lists_the_modes_and_exits_0(runner, command):
+  result = runner(['--help'])
+  assert result.returncode == 0, result.stdout
+  assert result.stdout.splitlines() == (
+      [f'usage: {command} [flags]', '', 'modes:'] + MODE_LINES
+      + ['', f'{command} --help: the flags of a mode and an example; --helpfull: every flag.'])
+
+
+@pytest.mark.parametrize('runner,args,command', [
+    (run_main, ['--mode=inpaint', '--help'], 'python main.py --mode=inpaint'),
+    (run_installed, ['inpaint', '--help'], 'flax-inpaint inpaint'),
+    (run_installed, ['inpaint', '-h'], 'flax-inpaint inpaint'),
+])
+def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
+  result = runner(args)
+  assert result.returncode == 0, result.stdout
+  lines = result.stdout.splitlines()
+  assert lines[:6] == [
+      f'{command}: repair your own image files with a trained model', '', 'example:',
+      f'  {command} --workdir=/tmp/flax_inpaint_demo --input=photos/ --mask=masks/ '
+      '--output=repaired/', '', 'flags:']
+  assert [line.split()[0] for line in lines[6:]] == [
+      '--workdir', '--input', '--mask', '--output', '--mask_threshold', '--overwrite',
+      '--config', '--config.FIELD=VALUE']
+  assert lines[10] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
+
+
+def test_every_mode_has_help():
+  assert set(cli.MODE_FLAGS) == set(cli.MODES) == set(cli.EXAMPLES)
+  result = run_installed(['nope', '--help'])
+  assert result.returncode == 2
+  assert result.stdout.splitlines() == [
+      "error: no mode 'nope'; modes are train, eval, prepare, inpaint, serve, export, lr_sweep"]
+
+
+@pytest.fixture
+def broken_configs(tmp_path):
+  (tmp_path / 'raises.py').write_text('def get_config():\n  raise RuntimeError("boom")\n')
+  (tmp_path / 'empty.py').write_text('x = 1\n')
+  (tmp_path / 'typo.py').write_text('def get_config(:\n')
+  return tmp_path
+
+
+def test_config_files_that_cannot_give_a_config_are_one_line(broken_configs, tmp_path):
+  cases = {
+      'configs/nope.py': 'error: --config=configs/nope.py: no such file (config files are in '
+                         'configs/, e.g. --config=configs/full.py)',
+      f'{broken_configs}/raises.py': f'error: --config={broken_configs}/raises.py: loading it '
+                                     'raised RuntimeError: boom (line 2)',
+      f'{broken_configs}/empty.py': f'error: --config={broken_configs}/empty.py: defines no '
+                                    'get_config(); a config file returns its ConfigDict from '
+                                    'get_config() (see configs/test.py)',
+      f'{broken_configs}/typo.py': f'error: --config={broken_configs}/typo.py: loading it '
+                                   'raised SyntaxError: invalid syntax (line 1)',
+  }
+  for config, line in cases.items():
+    result = run_main([f'--config={config}'], tmp_path / 'w')
+    assert result.returncode == 2, result.stdout[-3000:]
+    assert result.stdout.splitlines() == [line]
+
+
+@pytest.fixture
+def one_image(tmp_path):
+  Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(tmp_path / 'a.png')
+  hole = np.zeros((40, 40), np.uint8)
+  hole[10:20, 10:20] = 255
+  Image.fromarray(hole).save(tmp_path / 'mask.png')
+  return ['--mode=inpaint', f'--input={tmp_path}/a.png', f'--mask={tmp_path}/mask.png',
+          f'--output={tmp_path}/out']
+
+
+def test_overrides_without_config_apply_to_the_runs_config_json(tiny_run, one_image):
+  # The value reaches the config: an unknown strategy is the config's own one-line error.
+  result = run_main(one_image + ['--config.inpaint.strategy=tile'], tiny_run)
+  assert result.returncode == 2
+  assert error_lines(result.stdout) == [
+      "error: config.inpaint.strategy='tile' is unknown; use one of ['crop', 'resize', "
+      "'full']"]
+  result = run_main(one_image + ['--config.inpaint.stratgy=full'], tiny_run)
+  assert result.returncode == 2
+  assert error_lines(result.stdout) == [
+      "error: --config.inpaint.stratgy=full: config.inpaint has no field 'stratgy' (did you "
+      'mean "strategy"?); flax_inpaint/defaults.py lists every field']
+  result = run_main(one_image + ['--config.inpaint.strategy=full'], tiny_run)
+  assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_overrides_without_config_in_train_say_config_is_needed(tmp_path):
+  result = run_main(['--config.train.lr=1e-3'], tmp_path)
+  assert result.returncode == 2
+  assert result.stdout.splitlines() == [
+      'error: --config.train.lr=1e-3: --mode=train needs --config=FILE (e.g. '
+      'configs/full.py) for overrides to apply to']
+
+
+def test_the_console_shows_what_a_user_needs(tiny_run, one_image):
+  result = run_main(one_image, tiny_run)
+  assert result.returncode == 0, result.stdout[-3000:]
+  lines = result.stdout.splitlines()
+  assert len(lines) == 2, lines  # What runs, then the path written.
+  assert lines[0].endswith('Inpainting 1 image(s) with the checkpoint of step 2')
+  assert lines[1].endswith('/out/a.png')
