@@ -2,11 +2,16 @@
 
 `main.py --mode=serve` runs on a tiny trained model; the test opens an image with the file
 picker, paints a stroke with mouse events, clicks Repair, and checks that the result
-shown differs from the input only under the stroke. It saves docs/screenshots/serve.png.
+shown differs from the input only under the stroke. It saves a screenshot in its
+temporary folder: the suite writes nothing in the checkout.
 
 Needs `apt-get install -y chromium chromium-driver`; skips only when those binaries are
-missing. FLAX_INPAINT_SCREENSHOT_WORKDIR=W serves the trained run W instead of the tiny
-model (e.g. /tmp/flax_inpaint_demo, for a screenshot of a real repair).
+missing. The README's screenshot is made by asking for it: with
+FLAX_INPAINT_SCREENSHOT_WORKDIR=W the page serves the trained run W instead of the tiny
+model and the screenshot replaces docs/screenshots/serve.png:
+
+  FLAX_INPAINT_SCREENSHOT_WORKDIR=/tmp/flax_inpaint_demo \
+      pytest tests/test_browser.py -k paint_repair_and_compare
 """
 
 import base64
@@ -27,11 +32,12 @@ from conftest import ROOT
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason='no chromium/chromedriver binary (apt-get install -y chromium chromium-driver)')
 
 SCREENSHOT = ROOT / 'docs' / 'screenshots' / 'serve.png'
+SCREENSHOT_WORKDIR = 'FLAX_INPAINT_SCREENSHOT_WORKDIR'
 BRUSH_CSS_PX = 32  # The page's default brush diameter, in screen pixels.
 # Canvas anti-aliasing blurs a stroke's edge by about a pixel: allowed on either side.
 EDGE_PX = 2.0
@@ -92,7 +98,7 @@ fetch(arguments[0]).then((response) => response.blob()).then((blob) => {
 def server_url(request):
   """`main.py --mode=serve --port=0` on a tiny model trained for the test (or the workdir
   in $FLAX_INPAINT_SCREENSHOT_WORKDIR, for the README's screenshot)."""
-  workdir = os.environ.get('FLAX_INPAINT_SCREENSHOT_WORKDIR')
+  workdir = os.environ.get(SCREENSHOT_WORKDIR)
   if not workdir:
     workdir = request.getfixturevalue('tiny_run')
   process = subprocess.Popen(
@@ -176,6 +182,18 @@ def distance_to_polyline(height, width, points):
   return best
 
 
+def screenshot_path(tmp_path, environ=os.environ):
+  """Where the page's screenshot goes: the README's file only when asked for (a
+  FLAX_INPAINT_SCREENSHOT_WORKDIR to show), the test's temporary folder otherwise."""
+  return SCREENSHOT if environ.get(SCREENSHOT_WORKDIR) else tmp_path / 'serve.png'
+
+
+def test_the_suite_never_writes_the_readme_screenshot(tmp_path):
+  assert screenshot_path(tmp_path, {}) == tmp_path / 'serve.png'
+  assert screenshot_path(tmp_path, {SCREENSHOT_WORKDIR: '/tmp/demo'}) == SCREENSHOT
+
+
+@needs_chromium
 def test_paint_repair_and_compare_in_chromium(browser, server_url, tmp_path):
   from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
   # A real photo at 1800x1200: shown smaller than its pixels, so painting must map the
@@ -232,8 +250,12 @@ def test_paint_repair_and_compare_in_chromium(browser, server_url, tmp_path):
   download = browser.find_element(By.ID, 'download')
   assert download.get_attribute('href') == result_url
   assert download.get_attribute('download') == 'coffee-repaired.png'
-  SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-  assert browser.save_screenshot(str(SCREENSHOT))
+  committed = SCREENSHOT.read_bytes() if SCREENSHOT.exists() else None
+  screenshot = screenshot_path(tmp_path)
+  screenshot.parent.mkdir(parents=True, exist_ok=True)
+  assert browser.save_screenshot(str(screenshot))
+  if screenshot != SCREENSHOT:
+    assert (SCREENSHOT.read_bytes() if SCREENSHOT.exists() else None) == committed
 
   # Repair again: the result becomes the image to paint on, with an empty mask.
   browser.find_element(By.ID, 'again').click()
@@ -244,6 +266,7 @@ def test_paint_repair_and_compare_in_chromium(browser, server_url, tmp_path):
   assert console_errors(browser) == []
 
 
+@needs_chromium
 def test_drop_mask_file_and_eraser(browser, server_url, tmp_path):
   """An image dropped on the page opens; a mask file of another size is refused in one
   line; one of the right size becomes the painted mask; the eraser removes paint."""
