@@ -1,7 +1,8 @@
 """The seed's overfit test: one batch of 8 photos, the same holes every step.
 
 The README demo. The small U-Net costs ~100 GFLOP per training image at 256x256, too
-much for a laptop CPU, so the demo trains at 64x64 (10 minutes on 2 cores):
+much for a laptop CPU, so the demo trains at 64x64 (3 to 3.5 minutes on our 2-core
+development box, 5.5 on another 2-core machine: BENCHMARKS.md, The README demo):
   python main.py --config=configs/overfit.py --workdir=/tmp/overfit
 The seed's experiment at full size, on a GPU:
   python main.py --config=configs/overfit.py --workdir=/tmp/overfit --config.data.image_size=256
