@@ -157,7 +157,7 @@ def help_text(argv, mode: Optional[str] = None) -> str:
         [f'usage: {_command(argv, "MODE")} [flags]', '', 'modes:']
         + [f'  {m:<{width}}  {description}' for m, description in MODES.items()]
         + ['', f'{_command(argv, "MODE")} --help: the flags of a mode and an example; '
-           '--helpfull: every flag.'])
+           '--helpfull: every mode\'s.'])
   return '\n'.join(
       [f'{_command(argv, mode)}: {MODES[mode]}', '', 'example:',
        f'  {_command(argv, mode)} {EXAMPLES[mode]}', '', 'flags:']
@@ -166,7 +166,11 @@ def help_text(argv, mode: Optional[str] = None) -> str:
 
 
 def _maybe_print_help(argv) -> bool:
-  """Prints the help asked for with --help or -h; True when it did."""
+  """Prints the help asked for with --help or -h (--helpfull: every mode's); True when it
+  did."""
+  if '--helpfull' in argv[1:]:
+    print('\n\n'.join([help_text(argv)] + [help_text(argv, mode) for mode in MODES]))
+    return True
   if not any(arg in HELP_FLAGS for arg in argv[1:]):
     return False
   mode = _requested_mode(argv)

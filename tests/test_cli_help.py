@@ -44,7 +44,7 @@ def test_help_lists_the_modes_and_exits_0(runner, command):
   assert result.returncode == 0, result.stdout
   assert result.stdout.splitlines() == (
       [f'usage: {command} [flags]', '', 'modes:'] + MODE_LINES
-      + ['', f'{command} --help: the flags of a mode and an example; --helpfull: every flag.'])
+      + ['', f'{command} --help: the flags of a mode and an example; --helpfull: every mode\'s.'])
 
 
 @pytest.mark.parametrize('runner,args,command', [
@@ -64,6 +64,16 @@ def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
       '--workdir', '--input', '--mask', '--output', '--mask_threshold', '--overwrite',
       '--config', '--config.FIELD=VALUE']
   assert lines[10] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
+
+
+def test_helpfull_is_every_modes_help():
+  result = run_main(['--helpfull'])
+  assert result.returncode == 0, result.stdout
+  cli.define_flags()  # As main.py does: the help reads the flags' own help.
+  assert result.stdout.split('\n\n')[:3] == cli.help_text(['main.py']).split('\n\n')
+  for mode in cli.MODES:
+    assert cli.help_text(['main.py'], mode) in result.stdout
+  assert len(result.stdout.splitlines()) < 110
 
 
 def test_every_mode_has_help():
