@@ -1,7 +1,7 @@
 """Repair images from Python: `Inpainter`.
 
   from flax_inpaint import Inpainter
-  inpainter = Inpainter.from_workdir('/tmp/flax_inpaint_demo')   # or .from_export(FILE)
+  inpainter = Inpainter.from_pretrained()   # or .from_workdir(DIR), .from_export(FILE)
   repaired = inpainter.inpaint(image, hole_mask)
 
 `image`: a uint8 numpy array (H x W x 3 RGB, H x W greyscale, H x W x 4 RGBA) or a PIL
@@ -23,6 +23,11 @@ import numpy as np
 
 # predict(images uint8 [B, S, S, 3], holes bool [B, S, S]) -> float32 [B, S, S, 3] in [0, 1].
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+# What can repair an image: the model, or a classical fill to compare it with.
+MODEL_METHOD = 'model'
+CLASSICAL_METHODS = ('pushpull', 'ns', 'telea')
+METHODS = (MODEL_METHOD,) + CLASSICAL_METHODS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +71,8 @@ class Inpainter:
 
   @classmethod
   def from_workdir(cls, workdir, config=None) -> 'Inpainter':
-    """The latest checkpoint of a training run; `config` None: the run's config.json.
+    """The latest checkpoint of a training run (or a release folder); `config` None: its
+    config.json.
 
     Raises:
       ValueError (config_lib.ConfigError, checkpointing.CheckpointError): one line.
@@ -75,8 +81,19 @@ class Inpainter:
     from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
     config = config_lib.config_for_workdir(config, workdir, mode='inpaint')
     components = components_lib.build(config, training=False)
-    variables, step = components_lib.restore_variables(components, workdir)
+    variables, step = components_lib.load_trained(components, workdir)
     return cls.from_variables(components, variables, step=step)
+
+  @classmethod
+  def from_pretrained(cls, name=None) -> 'Inpainter':
+    """A released model shipped in the package: `name` of `pretrained.names()` (default
+    `pretrained.DEFAULT_RELEASE`, 'album-covers') or a release folder.
+
+    Raises:
+      ValueError (config_lib.ConfigError): no such release (one line).
+    """
+    from flax_inpaint import pretrained  # pylint: disable=g-import-not-at-top
+    return cls.from_workdir(pretrained.release_dir(name or pretrained.DEFAULT_RELEASE))
 
   @classmethod
   def from_variables(cls, components, variables, *, step=None) -> 'Inpainter':
@@ -121,6 +138,14 @@ class Inpainter:
         multiple=o.multiple, strategy=o.strategy, batch_size=1)
     return image_files.restore_pixels(pixels, repaired_rgb, hole, opaque_holes=opaque_holes)
 
+  def repair_array(self, pixels: np.ndarray, hole: np.ndarray, method: str = MODEL_METHOD,
+                   **kwargs) -> np.ndarray:
+    """`inpaint_array` with the model, or with a classical method of CLASSICAL_METHODS (the
+    same layouts, and the same pixels outside the holes)."""
+    if method == MODEL_METHOD:
+      return self.inpaint_array(pixels, hole, **kwargs)
+    return classical_inpaint_array(pixels, hole, method)
+
   def inpaint(self, image, mask, *, mask_threshold: int = 128):
     """Repairs `image` under `mask`; returns the same type (numpy or PIL) and layout.
 
@@ -137,3 +162,21 @@ class Inpainter:
         'RGBA' if 'A' in mode or 'transparency' in image.info else 'RGB')
     repaired = Image.fromarray(self.inpaint_array(np.asarray(working), mask))
     return repaired if repaired.mode == mode else repaired.convert(mode)
+
+
+def classical_inpaint_array(pixels: np.ndarray, hole: np.ndarray, method: str) -> np.ndarray:
+  """Repairs uint8 pixels (any layout `Inpainter.inpaint_array` takes) under a bool H x W
+  mask with a classical method: 'pushpull' (the fill the released model corrects), OpenCV
+  'ns' (Navier-Stokes) or 'telea'."""
+  from flax_inpaint import baselines  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
+  if method not in CLASSICAL_METHODS:
+    raise ValueError(f'method={method!r} is unknown: use one of {list(METHODS)}')
+  pixels, hole = np.asarray(pixels), np.asarray(hole, bool)
+  rgb = image_files.rgb_of(pixels)
+  if method == 'pushpull':
+    filled = baselines.pushpull(rgb.astype(np.float32) / 255.0, hole[..., None])
+    repaired_rgb = np.clip(np.round(filled * 255.0), 0, 255).astype(np.uint8)
+  else:
+    repaired_rgb = baselines.opencv_inpaint_uint8(np.ascontiguousarray(rgb), hole, method)
+  return image_files.restore_pixels(pixels, repaired_rgb, hole)

@@ -1,9 +1,12 @@
-"""Classical inpainting to compare against: OpenCV Telea and Navier-Stokes, mean-colour
-fill, and the masked input itself. Images are float [H, W, 3] in [0, 1]; holes
+"""Classical inpainting to compare against: the push-pull fill (fills.py), OpenCV Telea and
+Navier-Stokes, mean-colour fill, and the masked input itself. Images are float [H, W, 3] in [0, 1]; holes
 [H, W, 1], 1 = hole. Each returns the composite (the original outside the holes).
 """
 
+import jax.numpy as jnp
 import numpy as np
+
+from flax_inpaint import fills
 
 
 def masked_input(image, hole):
@@ -31,6 +34,13 @@ def _opencv(image, hole, method):
   return image * (1.0 - hole) + repaired * hole
 
 
+def pushpull(image, hole):
+  """The push-pull fill: the coarse fill the released model starts from."""
+  filled = fills.pushpull_jit(jnp.asarray(image, jnp.float32)[None],
+                              jnp.asarray(hole, jnp.float32).reshape(image.shape[:2] + (1,))[None])
+  return np.asarray(filled[0])
+
+
 def telea(image, hole):
   return _opencv(image, hole, 'telea')
 
@@ -39,7 +49,7 @@ def navier_stokes(image, hole):
   return _opencv(image, hole, 'ns')
 
 
-BASELINES = {'telea': telea, 'ns': navier_stokes, 'mean_fill': mean_fill,
+BASELINES = {'pushpull': pushpull, 'telea': telea, 'ns': navier_stokes, 'mean_fill': mean_fill,
              'masked': masked_input}
 
 

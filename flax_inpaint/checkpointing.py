@@ -68,7 +68,7 @@ def restore(manager, abstract_state, step=None):
   return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
 
 
-def restore_variables(workdir, abstract_variables, step=None):
+def restore_variables(workdir, abstract_variables, step=None, params_key='params'):
   """Restores only params and batch_stats, read-only: evaluation and inference build no
   optimizer (its config may differ from the run that trained the checkpoint).
 
@@ -76,6 +76,7 @@ def restore_variables(workdir, abstract_variables, step=None):
     workdir: the training run's folder.
     abstract_variables: {'params', 'batch_stats'} shapes, dtypes and shardings.
     step: the step to restore (default: the latest).
+    params_key: the state's entry read as 'params' ('ema_params': the moving average).
 
   Returns:
     (variables, step).
@@ -86,10 +87,12 @@ def restore_variables(workdir, abstract_variables, step=None):
     if step is None:
       raise CheckpointError(f'No checkpoint in {checkpoint_dir(workdir)}: train first '
                             '(python main.py --config=... --workdir=...)')
-    restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_variables)
+    target = {params_key: abstract_variables['params'],
+              'batch_stats': abstract_variables['batch_stats']}
+    restore_args = ocp.checkpoint_utils.construct_restore_args(target)
     try:
       restored = manager.restore(step, args=ocp.args.PyTreeRestore(
-          abstract_variables, restore_args=restore_args, partial_restore=True))
+          target, restore_args=restore_args, partial_restore=True))
     except (ValueError, KeyError, TypeError) as e:
       first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       raise CheckpointError(
@@ -97,4 +100,4 @@ def restore_variables(workdir, abstract_variables, step=None):
           f'model ({first_line[:200]}): use the config that trained it') from e
   finally:
     manager.close()
-  return {'params': restored['params'], 'batch_stats': restored['batch_stats']}, step
+  return {'params': restored[params_key], 'batch_stats': restored['batch_stats']}, step

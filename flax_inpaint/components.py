@@ -17,6 +17,7 @@ import optax
 from flax_inpaint import checkpointing
 from flax_inpaint import config_lib
 from flax_inpaint import models
+from flax_inpaint import pretrained
 from flax_inpaint import sharding
 from flax_inpaint import steps
 from flax_inpaint import vgg
@@ -75,7 +76,29 @@ def build(config: ml_collections.FrozenConfigDict, *, training: bool = True,
 
 
 def restore_variables(components: Components, workdir, step=None):
-  """The latest (or `step`'s) params and batch_stats of `workdir`: (variables, step)."""
+  """The latest (or `step`'s) params and batch_stats of `workdir`: (variables, step). The
+  params are the moving average when the run kept one (train.ema_decay)."""
   abstract = steps.abstract_variables(components.model, components.config.data.image_size,
                                       components.mesh)
-  return checkpointing.restore_variables(workdir, abstract, step)
+  return checkpointing.restore_variables(
+      workdir, abstract, step, params_key=steps.inference_params_key(components.config.train))
+
+
+def load_trained(components: Components, source, step=None):
+  """(variables, step) of a trained model: a release (a name of `pretrained.names()` or a
+  release folder) or a training workdir (its latest or `step`'s checkpoint).
+
+  Raises:
+    config_lib.ConfigError: `source` is neither, or its model differs from the config's.
+    checkpointing.CheckpointError: the workdir has no usable checkpoint.
+  """
+  is_workdir = pathlib.Path(str(source)).expanduser().is_dir() and not pretrained.is_release(
+      source)
+  if is_workdir:
+    config_lib.check_matches_run(components.config, source)
+    return restore_variables(components, source, step)
+  directory = pretrained.release_dir(source)
+  config_lib.check_matches_run(components.config, directory)
+  params, trained_step = pretrained.read_params(directory)
+  variables = {'params': params, 'batch_stats': {}}
+  return jax.device_put(variables, sharding.replicated(components.mesh)), trained_step

@@ -17,6 +17,7 @@ import jax
 import ml_collections
 
 from flax_inpaint import defaults
+from flax_inpaint import fills
 from flax_inpaint import masks
 from flax_inpaint import models
 from flax_inpaint import ops
@@ -27,7 +28,7 @@ DTYPES = ('float32', 'bfloat16')
 STRATEGIES = ('crop', 'resize', 'full')
 CONFIG_FILE = 'config.json'
 # The fields that shape the params: a checkpoint restores only into the same values.
-MODEL_FIELDS = ('size', 'bottleneck', 'norm', 'upsample')
+MODEL_FIELDS = ('size', 'bottleneck', 'norm', 'upsample', 'coarse_fill')
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,7 @@ def validate(config, *, num_devices=None, mode='train'):
   _choice(config.model.bottleneck, models.BOTTLENECKS, 'model.bottleneck')
   _choice(config.model.norm, models.NORMS, 'model.norm')
   _choice(config.model.upsample, models.UPSAMPLES, 'model.upsample')
+  _choice(config.model.coarse_fill, fills.COARSE_FILLS, 'model.coarse_fill')
   _choice(config.model.dtype, DTYPES, 'model.dtype')
   if config.loss.vgg_dtype is not None:
     _choice(config.loss.vgg_dtype, DTYPES, 'loss.vgg_dtype')
@@ -93,6 +95,16 @@ def validate(config, *, num_devices=None, mode='train'):
   if config.data.image_size % multiple:
     raise ConfigError(f'config.data.image_size={config.data.image_size} is not divisible by '
                       f'2^levels={multiple} of model.size={config.model.size!r}')
+  crop = config.data.crop_size
+  if crop is not None and (crop <= 0 or crop > config.data.image_size or crop % multiple):
+    raise ConfigError(f'config.data.crop_size={crop} must be at most data.image_size='
+                      f'{config.data.image_size} and divisible by {multiple}, or None')
+  if crop is not None and config.masks.kind == 'files':
+    raise ConfigError("config.data.crop_size needs holes drawn on the device: masks.kind='files' "
+                      'masks are whole images; leave data.crop_size unset')
+  if not 0.0 <= config.train.ema_decay < 1.0:
+    raise ConfigError(f'config.train.ema_decay={config.train.ema_decay} must be in [0, 1) '
+                      '(0 = off)')
   if mode == 'train':
     _positive(config, 'train',
               ('num_steps', 'batch_size', 'checkpoint_every', 'log_every', 'sample_every',
@@ -112,7 +124,8 @@ def validate(config, *, num_devices=None, mode='train'):
                       f'window sides (x data.image_size={config.data.image_size}) divisible '
                       f'by {multiple}')
   try:
-    masks.validate_mask_config(config.masks, config.data.image_size)
+    # Training draws holes on the crop: they must fit in it.
+    masks.validate_mask_config(config.masks, config.data.crop_size or config.data.image_size)
   except ValueError as e:
     raise ConfigError(str(e)) from e
   for kind in config.eval.mask_kinds:

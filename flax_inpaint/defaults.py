@@ -24,6 +24,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.upsample = 'resize'
   # Compute dtype: 'float32' or 'bfloat16'. Params and optimizer state stay float32.
   config.model.dtype = 'float32'
+  # What the U-Net starts from: 'none' (the seed's: holes black, the net paints them) or
+  # 'pushpull' (holes filled by a parameter-free push-pull pyramid, fills.py; the net adds a
+  # correction whose last layer starts at zero, so an untrained model returns the fill).
+  config.model.coarse_fill = 'none'
   # How the model is computed, not what it computes: every value gives the same function and
   # params (flax_inpaint/ops.py; tests compare each form with the plain one). They exist for
   # GPU speed; BENCHMARKS.md and docs/performance_notes.md time them.
@@ -59,6 +63,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 1000
   config.train.num_sample_images = 4
   config.train.seed = 0
+  # Exponential moving average of the params (0 = off). With it, eval, inference, export and
+  # the release use the average.
+  config.train.ema_decay = 0.0
+  # Start a new run from these params instead of random ones: a released model's name
+  # (e.g. 'album-covers') or a trained workdir (its latest checkpoint). Ignored on resume.
+  config.train.init_from = config_dict.placeholder(str)
 
   config.loss = ml_collections.ConfigDict()
   config.loss.l1_weight = 1.0
@@ -128,6 +138,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.fit = 'crop'
   config.data.min_size = 32
   config.data.random_flip = True
+  # Train on random crops of this side of each (flipped) image (None = whole images): holes
+  # keep their full-image pixel sizes. Eval, sample grids and inference stay whole.
+  config.data.crop_size = config_dict.placeholder(int)
   config.data.shuffle_buffer = 2048
   # Keep decoded images in memory after the first epoch.
   config.data.cache = False

@@ -2,8 +2,8 @@
 
 A fixed eval set (the first `eval.num_images` of the eval split, or `eval.dir`), and for
 each kind of `eval.mask_kinds` masks that are a pure function of (eval.seed, image index,
-kind), hashed in a manifest. Every method (ours, OpenCV Telea and Navier-Stokes, mean
-fill, the masked input) is scored on the composite: PSNR, SSIM and MAE in the holes and
+kind), hashed in a manifest. Every method (ours, the push-pull fill, OpenCV Telea and
+Navier-Stokes, mean fill, the masked input) is scored on the composite: PSNR, SSIM and MAE in the holes and
 over the image, and LPIPS (VGG) when the converted weights carry its linear layers.
 
 Writes WORKDIR/eval/: metrics.json (the first kind's table at the top level as before,
@@ -29,7 +29,7 @@ from flax_inpaint import metrics
 from flax_inpaint import steps
 from flax_inpaint import vgg
 
-METHODS = ('ours', 'telea', 'ns', 'mean_fill', 'masked')
+METHODS = ('ours', 'pushpull', 'telea', 'ns', 'mean_fill', 'masked')
 METRIC_NAMES = ('hole_psnr', 'image_psnr', 'ssim', 'lpips', 'hole_mae', 'image_mae')
 GRID_ROWS = 8
 
@@ -227,7 +227,7 @@ def run(config, workdir, out_dir=None):
   else:
     config = config_lib.config_for_workdir(config, workdir, mode='eval')
     components = components_lib.build(config, training=False)
-    variables, step = components_lib.restore_variables(components, workdir)
+    variables, step = components_lib.load_trained(components, workdir)
     logging.info('Evaluating the checkpoint of step %d', step)
     repairers['ours'] = model_repairer(components, variables, config.eval.batch_size)
   if config.eval.baselines:

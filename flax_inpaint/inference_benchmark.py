@@ -1,5 +1,7 @@
-"""Times repairs of large photos on this machine, beside OpenCV Navier-Stokes; prints JSON.
+"""Times repairs of large photos on this machine, beside the classical fills (push-pull,
+OpenCV Navier-Stokes and Telea); prints JSON.
 
+  python -m flax_inpaint.inference_benchmark --model=album-covers
   python -m flax_inpaint.inference_benchmark --config=configs/full.py
   python -m flax_inpaint.inference_benchmark --config=configs/full.py --workdir=W \
       --cases=2048x1536:4x32 --repeats=5
@@ -8,7 +10,8 @@ Each case (WIDTHxHEIGHT:COUNTxSIDE holes, spread over the image) runs in a fresh
 so `peak_rss_mb` (the process's peak resident memory, Python and jax included) is that
 case's own. Timings are warm: one untimed repair first (compilation), then the median of
 `--repeats`. Without --workdir the model has random weights of the config's size: speed
-does not depend on the weights' values. Imports neither TensorFlow nor clu.
+does not depend on the weights' values; --model times a released model. Imports neither
+TensorFlow nor clu.
 """
 
 import json
@@ -26,7 +29,6 @@ from ml_collections import config_flags
 import numpy as np
 
 from flax_inpaint import api
-from flax_inpaint import baselines
 from flax_inpaint import components as components_lib
 from flax_inpaint import config_lib
 from flax_inpaint import steps
@@ -38,6 +40,7 @@ DEFAULT_CASES = ('256x256:4x32', '2048x1536:4x32', '4000x3000:1x200')
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/full.py', 'The model config.')
 flags.DEFINE_string('workdir', None, 'A trained run (default: random weights).')
+flags.DEFINE_string('model', None, 'A released model (pretrained.names()) instead of --config.')
 flags.DEFINE_list('cases', list(DEFAULT_CASES), 'WIDTHxHEIGHT:COUNTxSIDE cases.')
 flags.DEFINE_integer('repeats', 5, 'Timed repairs per case (median reported).')
 flags.DEFINE_bool('one', False, 'Run the single case in --cases in this process.')
@@ -65,7 +68,9 @@ def case_inputs(width, height, count, side, seed=0):
   return image, hole
 
 
-def build_inpainter(config, workdir):
+def build_inpainter(config, workdir, model=None):
+  if model:
+    return api.Inpainter.from_pretrained(model)
   if workdir:
     return api.Inpainter.from_workdir(workdir, config)
   resolved = config_lib.resolve(config, mode='inpaint')
@@ -83,19 +88,32 @@ def _median_seconds(fn, repeats):
   return statistics.median(times)
 
 
-def run_case(config, workdir, case, repeats) -> dict:
-  inpainter = build_inpainter(config, workdir)
+def _classical_seconds(image, hole, repeats) -> dict:
+  """Warm median seconds of each classical method (the push-pull fill compiles once)."""
+  times = {}
+  for method in api.CLASSICAL_METHODS:
+    api.classical_inpaint_array(image, hole, method)
+    times[method] = _median_seconds(
+        lambda m=method: api.classical_inpaint_array(image, hole, m), repeats)
+  return times
+
+
+def run_case(config, workdir, case, repeats, model=None) -> dict:
+  inpainter = build_inpainter(config, workdir, model)
   width, height, count, side = parse_case(case)
   image, hole = case_inputs(width, height, count, side)
   start = time.perf_counter()
   inpainter.inpaint(image, hole)
   first_s = time.perf_counter() - start
   ours_s = _median_seconds(lambda: inpainter.inpaint(image, hole), repeats)
-  ns_s = _median_seconds(lambda: baselines.opencv_inpaint_uint8(image, hole, 'ns'), repeats)
+  classical = _classical_seconds(image, hole, repeats)
   return {'case': case, 'width': width, 'height': height, 'holes': f'{count}x{side}x{side}',
-          'strategy': inpainter.options.strategy, 'model': config.model.size,
-          'weights': workdir or 'random', 'seconds': round(ours_s, 4),
-          'first_call_seconds': round(first_s, 3), 'opencv_ns_seconds': round(ns_s, 4),
+          'strategy': inpainter.options.strategy,
+          'model': model or config.model.size, 'weights': model or workdir or 'random',
+          'seconds': round(ours_s, 4), 'first_call_seconds': round(first_s, 3),
+          'opencv_ns_seconds': round(classical['ns'], 4),
+          'opencv_telea_seconds': round(classical['telea'], 4),
+          'pushpull_seconds': round(classical['pushpull'], 4),
           'windows': sorted({s[1] for s in inpainter.program_shapes}),
           'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
           'cpu_count': os.cpu_count(), 'device': jax.devices()[0].device_kind,
@@ -105,8 +123,8 @@ def run_case(config, workdir, case, repeats) -> dict:
 def main(argv):
   del argv
   if FLAGS.one:
-    print(json.dumps(run_case(FLAGS.config, FLAGS.workdir, FLAGS.cases[0], FLAGS.repeats)),
-          flush=True)
+    print(json.dumps(run_case(FLAGS.config, FLAGS.workdir, FLAGS.cases[0], FLAGS.repeats,
+                              FLAGS.model)), flush=True)
     return
   passed = [a for a in sys.argv[1:] if not a.startswith('--cases')]
   for case in FLAGS.cases:

@@ -281,7 +281,8 @@ def _decode_jpeg(encoded):
 def train_dataset(config, *, process_index=None, process_count=None,
                   skipped: Optional[SkipCounter] = None,
                   mask_skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
-  """Shuffled, flipped, repeated, batched (local batch) uint8 images of this process.
+  """Shuffled, flipped, cropped (data.crop_size), repeated, batched (local batch) uint8
+  images of this process.
 
   With masks.kind='files' each element is (images, holes): `mask_dataset`'s holes, drawn
   independently of the images, batched beside them.
@@ -302,6 +303,10 @@ def train_dataset(config, *, process_index=None, process_count=None,
     ds = ds.shuffle(config.data.shuffle_buffer, seed=config.train.seed)
   if config.data.random_flip:
     ds = ds.map(tf.image.random_flip_left_right, num_parallel_calls=tf.data.AUTOTUNE)
+  if config.data.crop_size:
+    crop_shape = (config.data.crop_size, config.data.crop_size, 3)
+    ds = ds.map(lambda image: tf.image.random_crop(image, crop_shape),
+                num_parallel_calls=tf.data.AUTOTUNE)
   if config.masks.kind == 'files':
     holes = mask_dataset(config, process_index=process_index,
                          skipped=mask_skipped or SkipCounter('masks.dir'))

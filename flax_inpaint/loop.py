@@ -103,7 +103,8 @@ def sample_masks(sample_images: np.ndarray, config, base_key) -> np.ndarray:
 def write_samples(workdir, writer, step, repair_fn, state, sample_images, hole_masks):
   """PNG grid (original | masked | repaired per row), a TensorBoard image, and the
   samples' hole PSNR (samples/hole_psnr)."""
-  _, repaired = repair_fn(state.params, state.batch_stats, jnp.asarray(sample_images),
+  _, repaired = repair_fn(steps.inference_params(state), state.batch_stats,
+                          jnp.asarray(sample_images),
                           jnp.asarray(hole_masks))
   repaired = np.asarray(repaired)
   originals = sample_images.astype(np.float32) / 255.0
@@ -221,13 +222,18 @@ def run_loop(components: components_lib.Components, workdir, *,
   config_lib.write_config_json(config, workdir)
   size, seed = config.data.image_size, config.train.seed
   manager = checkpointing.make_manager(workdir, keep=config.train.keep_checkpoints)
+  ema = steps.uses_ema(config.train)
   if manager.latest_step() is not None:
-    abstract = steps.abstract_train_state(model, tx, size, seed, mesh)
+    abstract = steps.abstract_train_state(model, tx, size, seed, mesh, ema)
     state = checkpointing.restore(manager, abstract)
     logging.info('Resuming from the checkpoint of step %d in %s', int(state.step),
                  checkpointing.checkpoint_dir(workdir))
   else:
-    state = steps.create_train_state(model, tx, size, seed, mesh)
+    init_params = None
+    if config.train.init_from:
+      init_params = components_lib.load_trained(components, config.train.init_from)[0]['params']
+      logging.info('Starting from the params of %s', config.train.init_from)
+    state = steps.create_train_state(model, tx, size, seed, mesh, ema, init_params)
     logging.info('No checkpoint in %s: starting from step 0',
                  checkpointing.checkpoint_dir(workdir))
   train_step = steps.make_train_step(model, tx, config, mesh)

@@ -62,9 +62,12 @@ class MaskParams(NamedTuple):
   stroke_vertices: Tuple[int, int]
   stroke_width: Tuple[float, float]
   mix: Tuple[float, float, float]
+  # The side of the whole image the holes are sized for (0 = the canvas they are drawn
+  # on). A crop of a training image draws its holes at the whole image's pixel sizes.
+  full_side: int = 0
 
 
-def mask_params(mask_config) -> MaskParams:
+def mask_params(mask_config, full_side: int = 0) -> MaskParams:
   """Reads a mapping (dict, ConfigDict or FrozenConfigDict) with the `masks` fields."""
   pair = lambda name, cast: tuple(cast(v) for v in mask_config[name])
   return MaskParams(
@@ -76,7 +79,8 @@ def mask_params(mask_config) -> MaskParams:
       strokes_per_image=pair('strokes_per_image', int),
       stroke_vertices=pair('stroke_vertices', int),
       stroke_width=pair('stroke_width', float),
-      mix=pair('mix', float))
+      mix=pair('mix', float),
+      full_side=int(full_side))
 
 
 # ---------------------------------------------------------------------------- squares
@@ -139,6 +143,16 @@ def box_side_range(side_fraction: Tuple[float, float], image_side: int) -> Tuple
   return lo, hi
 
 
+def _box_sides(params: MaskParams, canvas_side: int) -> Tuple[int, int]:
+  """Box sides in pixels on a canvas: the whole image's (`params.full_side`), at most the
+  largest fraction `box_side[1]` of the canvas (a crop keeps context around its box)."""
+  if not params.full_side:
+    return box_side_range(params.box_side, canvas_side)
+  lo, hi = box_side_range(params.box_side, params.full_side)
+  largest = box_side_range(params.box_side, canvas_side)[1]
+  return min(lo, largest), min(hi, largest)
+
+
 def _boxes(key, batch, height, width, params: MaskParams):
   """[B, H, W] bool: boxes_per_image axis-aligned rectangles, sides uniform in whole pixels."""
   lo_count, hi_count = params.boxes_per_image
@@ -146,8 +160,8 @@ def _boxes(key, batch, height, width, params: MaskParams):
   shape = (batch, hi_count)
   count = jax.random.randint(key_count, (batch, 1), lo_count, hi_count + 1)
   active = jnp.arange(hi_count) < count
-  lo_h, hi_h = box_side_range(params.box_side, height)
-  lo_w, hi_w = box_side_range(params.box_side, width)
+  lo_h, hi_h = _box_sides(params, height)
+  lo_w, hi_w = _box_sides(params, width)
   box_h = jax.random.randint(key_h, shape, lo_h, hi_h + 1)
   box_w = jax.random.randint(key_w, shape, lo_w, hi_w + 1)
   top = jax.random.randint(key_top, shape, 0, height - box_h + 1)
@@ -188,14 +202,16 @@ def stroke_walks(key, batch, height, width, params: MaskParams):
   # DeepFill flips the whole mask at random; a uniform heading per stroke generalises it.
   heading = jax.random.uniform(keys[4], stroke_shape + (1,), maxval=2 * math.pi)
   angle = heading + alternate * turn
-  mean_length = math.hypot(height, width) / 8
+  full_height, full_width = ((params.full_side, params.full_side) if params.full_side
+                              else (height, width))
+  mean_length = math.hypot(full_height, full_width) / 8
   length = jnp.clip(mean_length + mean_length / 2 * jax.random.normal(keys[5], segment_shape),
                     0.0, 2 * mean_length)
   steps = jnp.stack([length * jnp.sin(angle), length * jnp.cos(angle)], axis=-1)
   start = jnp.floor(jax.random.uniform(keys[6], stroke_shape + (2,))
                     * jnp.array([height, width], jnp.float32))
   vertices = _walk(start, steps, height, width)
-  scale = min(height, width) / _WIDTH_REFERENCE_SIDE
+  scale = min(full_height, full_width) / _WIDTH_REFERENCE_SIDE
   stroke_width = jax.random.uniform(keys[7], stroke_shape, minval=params.stroke_width[0],
                                     maxval=params.stroke_width[1]) * scale
   radius = jnp.maximum(stroke_width, _MIN_WIDTH_PX) / 2
@@ -289,16 +305,17 @@ def _sample(key, batch, height, width, params: MaskParams):
   return _draw_kind(params.kind, key, batch, height, width, params)[..., None]
 
 
-def sample_masks(key, batch_size, height, width, mask_config):
+def sample_masks(key, batch_size, height, width, mask_config, full_side: int = 0):
   """Draws a batch of hole masks of `mask_config.kind` from `key`, on the device.
 
   Pure jnp with static shapes: call it inside a jitted step. Kind 'squares' gives
-  exactly `sample_hole_masks(key, ...)`.
+  exactly `sample_hole_masks(key, ...)`. `full_side`: holes sized for a whole image of
+  this side, drawn on a height x width crop of it (0 = sized for the canvas itself).
 
   Returns:
     float32 [batch_size, height, width, 1], 1 inside the holes.
   """
-  params = mask_params(mask_config)
+  params = mask_params(mask_config, full_side)
   if params.kind not in DRAWN_KINDS:
     raise ValueError(f'masks.kind={params.kind!r} is not drawn on the device (one of '
                      f'{list(DRAWN_KINDS)}); kind \'files\' masks come from the input pipeline')

@@ -57,6 +57,7 @@ from starlette.routing import Mount, Route
 from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
+from flax_inpaint import api
 from flax_inpaint import image_files
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / 'static'
@@ -112,7 +113,8 @@ async def _limited_body(request: Request, limits: Limits):
 
 
 async def _read_files(request: Request, limits: Limits) -> dict:
-  """{field: bytes} of the `image` and `mask` file fields, read in memory only."""
+  """{field: bytes} of the `image` and `mask` file fields, read in memory only, and the
+  optional text field `method` (`api.METHODS`; default the model)."""
   declared = request.headers.get('content-length', '')
   if declared.isdigit() and int(declared) > limits.max_upload_bytes:
     raise RequestError(413, f'upload of {int(declared):,} bytes is over the limit of '
@@ -131,7 +133,7 @@ async def _read_files(request: Request, limits: Limits) -> dict:
   except MultiPartException as e:
     raise RequestError(400, f'malformed multipart body: {e.message}') from e
   try:
-    files = {}
+    files = {'method': _method_of(form.get('method'))}
     for field in FIELDS:
       value = form.get(field)
       if value is None:
@@ -143,6 +145,15 @@ async def _read_files(request: Request, limits: Limits) -> dict:
     return files
   finally:
     await form.close()
+
+
+def _method_of(value) -> str:
+  """The form's optional `method` field (default: the model)."""
+  if value is None:
+    return api.MODEL_METHOD
+  if not isinstance(value, str) or value not in api.METHODS:
+    raise RequestError(400, f'field "method" must be one of {", ".join(api.METHODS)}')
+  return value
 
 
 def _reason(error: Exception) -> str:
@@ -231,6 +242,13 @@ class _Endpoints:
             properties:
               image: {type: string, format: binary, description: The image to repair.}
               mask: {type: string, format: binary, description: 'Holes: white (>= 128).'}
+              method:
+                type: string
+                enum: [model, pushpull, ns, telea]
+                default: model
+                description: >-
+                  The model, or a classical fill to compare it with (push-pull, OpenCV
+                  Navier-Stokes, OpenCV Telea).
     responses:
       '200':
         description: The repaired image.
@@ -243,8 +261,8 @@ class _Endpoints:
     image, hole, icc_profile = await anyio.to_thread.run_sync(self._decode_pair, files)
     del files
     start = time.perf_counter()
-    repaired = await anyio.to_thread.run_sync(self.inpainter.inpaint_array, image, hole,
-                                              limiter=self.model_limiter)
+    repaired = await anyio.to_thread.run_sync(self.inpainter.repair_array, image, hole,
+                                              files['method'], limiter=self.model_limiter)
     model_ms = (time.perf_counter() - start) * 1000
     png = await anyio.to_thread.run_sync(_encode_png, repaired, icc_profile)
     # Server-Timing: browsers' developer tools show it; includes the wait for the model.
@@ -272,6 +290,8 @@ class _Endpoints:
                     step: {type: integer, nullable: true}
                     strategy: {type: string}
                     window_sizes: {type: array, items: {type: integer}}
+                methods: {type: array, items: {type: string}}
+                hole_threshold: {type: integer, description: 'Mask pixels >= this are holes.'}
                 limits:
                   type: object
                   properties:
@@ -284,6 +304,8 @@ class _Endpoints:
         'model': {'train_size': self.inpainter.train_size,
                   'step': None if self.inpainter.step is None else int(self.inpainter.step),
                   'strategy': options.strategy, 'window_sizes': list(options.buckets)},
+        'methods': list(api.METHODS),
+        'hole_threshold': HOLE_THRESHOLD,
         'limits': {'max_pixels': self.limits.max_pixels,
                    'max_upload_mb': self.limits.max_upload_mb},
     })

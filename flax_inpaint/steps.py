@@ -21,11 +21,29 @@ from flax_inpaint import sharding
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything a checkpoint holds. No PRNG keys, no VGG params."""
+  """Everything a checkpoint holds. No PRNG keys, no VGG params.
+
+  `ema_params`: the params' exponential moving average (train.ema_decay), {} when off.
+  """
   step: jax.Array
   params: Any
   batch_stats: Any
   opt_state: Any
+  ema_params: Any = flax.struct.field(default_factory=dict)
+
+
+def uses_ema(train_config) -> bool:
+  return train_config.ema_decay > 0
+
+
+def inference_params(state: TrainState):
+  """The params a trained state repairs with: the moving average when the run keeps one."""
+  return state.ema_params if state.ema_params else state.params
+
+
+# The checkpoint entry that eval, inference and export read the params from.
+def inference_params_key(train_config) -> str:
+  return 'ema_params' if uses_ema(train_config) else 'params'
 
 
 def make_schedule(train_config):
@@ -46,24 +64,26 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
   return optax.chain(*chain, optax.adam(make_schedule(train_config)))
 
 
-def init_state(model, tx, image_size: int, seed: int) -> TrainState:
-  """A fresh state (call under jit with out_shardings, or via jax.eval_shape)."""
+def init_state(model, tx, image_size: int, seed: int, ema: bool = False,
+               params=None) -> TrainState:
+  """A fresh state (call under jit with out_shardings, or via jax.eval_shape). `params`:
+  start from these (train.init_from) instead of random ones; the optimizer starts afresh."""
   variables = init_variables(model, image_size, seed)
-  params = variables['params']
+  params = variables['params'] if params is None else params
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}),
-                    opt_state=tx.init(params))
+                    opt_state=tx.init(params), ema_params=params if ema else {})
 
 
-def create_train_state(model, tx, image_size, seed, mesh) -> TrainState:
+def create_train_state(model, tx, image_size, seed, mesh, ema=False, params=None):
   """Initialises the state directly as replicated arrays on the mesh."""
-  init = functools.partial(init_state, model, tx, image_size, seed)
-  return jax.jit(init, out_shardings=sharding.replicated(mesh))()
+  init = functools.partial(init_state, model, tx, image_size, seed, ema)
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))(params)
 
 
-def abstract_train_state(model, tx, image_size, seed, mesh):
+def abstract_train_state(model, tx, image_size, seed, mesh, ema=False):
   """Shapes, dtypes and shardings of the state, without allocating it."""
-  shapes = jax.eval_shape(functools.partial(init_state, model, tx, image_size, seed))
+  shapes = jax.eval_shape(functools.partial(init_state, model, tx, image_size, seed, ema))
   rep = sharding.replicated(mesh)
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
@@ -122,6 +142,7 @@ def make_train_step(model, tx, config, mesh):
   loss_config, mask_config = config.loss, config.masks
   fixed = bool(mask_config.fixed)
   use_batch_norm = model.norm == 'batch'
+  ema_decay = float(config.train.ema_decay)
   vgg_options = losses.vgg_options(config)
 
   def step_hole_mask(hole_mask, state, base_key, batch, height, width):
@@ -131,7 +152,9 @@ def make_train_step(model, tx, config, mesh):
       raise ValueError(f'masks.kind={mask_config.kind!r}: the train step needs the batch\'s '
                        'hole masks (the input pipeline yields (images, holes) batches)')
     key = masks.step_mask_key(base_key, state.step, fixed=fixed)
-    return masks.sample_masks(key, batch, height, width, mask_config)
+    # On crops (data.crop_size) the holes keep the whole image's pixel sizes.
+    full_side = config.data.image_size if (height, width) != (config.data.image_size,) * 2 else 0
+    return masks.sample_masks(key, batch, height, width, mask_config, full_side)
 
   # None for drawn kinds: jit takes None as an empty pytree, so one signature serves both.
   def step_fn(state, images, vgg_params, base_key, hole_mask=None):
@@ -155,9 +178,12 @@ def make_train_step(model, tx, config, mesh):
 
     grads, (terms, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, param_updates)
     new_state = state.replace(
-        step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
-        opt_state=opt_state, batch_stats=updates.get('batch_stats', state.batch_stats))
+        step=state.step + 1, params=params, opt_state=opt_state,
+        batch_stats=updates.get('batch_stats', state.batch_stats),
+        ema_params=optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
+        if ema_decay else state.ema_params)
     first_nonfinite = jnp.where(jnp.isfinite(terms['loss']), NO_NONFINITE_STEP,
                                 state.step + 1)
     metrics = {**terms, 'grad_norm': optax.tree.norm(grads),

@@ -26,6 +26,12 @@ const state = {
   stroke: null,         // The stroke being painted.
   erasing: false,
   busy: false,
+  holeThreshold: 128,   // Replaced by the server's rule (api/health) at start-up.
+};
+
+// Names of the methods api/health lists, as the menu shows them.
+const METHOD_LABELS = {
+  model: 'Model', pushpull: 'Push-pull fill', ns: 'OpenCV Navier-Stokes', telea: 'OpenCV Telea',
 };
 
 // ---------------------------------------------------------------------------------
@@ -167,8 +173,9 @@ async function openMask(file) {
   const pixels = layerContext.getImageData(0, 0, layer.width, layer.height);
   const data = pixels.data;
   for (let i = 0; i < data.length; i += 4) {
-    // The server's rule: any colour channel >= 128, and not transparent.
-    const hole = Math.max(data[i], data[i + 1], data[i + 2]) >= 128 && data[i + 3] >= 128;
+    // The server's rule: any colour channel >= its threshold, and not transparent.
+    const level = state.holeThreshold;
+    const hole = Math.max(data[i], data[i + 1], data[i + 2]) >= level && data[i + 3] >= level;
     data[i] = 255; data[i + 1] = 59; data[i + 2] = 48; data[i + 3] = hole ? 255 : 0;
   }
   layerContext.putImageData(pixels, 0, 0);
@@ -267,6 +274,7 @@ async function repair() {
     const form = new FormData();
     form.append('image', state.imageBlob, state.imageName);
     form.append('mask', mask, 'mask.png');
+    form.append('method', $('method').value);
     const response = await fetch('api/inpaint', {method: 'POST', body: form});
     if (!response.ok) throw new Error(await errorOf(response));
     showResult(await response.blob(), (performance.now() - start) / 1000);
@@ -367,6 +375,9 @@ async function showModel() {
   try {
     const health = await (await fetch('api/health')).json();
     const model = health.model;
+    state.holeThreshold = health.hole_threshold;
+    const menu = $('method');
+    menu.replaceChildren(...health.methods.map((name) => new Option(METHOD_LABELS[name] || name, name)));
     $('model-info').textContent = `model: ${model.train_size} px training images` +
         (model.step == null ? '' : `, step ${model.step}`);
   } catch (error) {

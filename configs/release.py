@@ -1,0 +1,59 @@
+"""The released album-cover model, trained on a 2-core CPU (flax_inpaint/releases/album-covers).
+
+A slim U-Net (widths 16-32-64-128, plain bottleneck) that corrects the push-pull fill,
+trained on random 128x128 crops of the covers with mixed holes at their full-image sizes,
+L1 inside the holes (+ a little outside) and TV, Adam with EMA weights. No VGG16 term: on
+2 CPU cores it would cost several times the U-Net's own step. Train, then evaluate:
+  python main.py --config=configs/release.py --workdir=/tmp/release \
+      --config.data.dir=../shared/data/album-covers-dev/train \
+      --config.eval.dir=../shared/data/album-covers-dev/val
+  python main.py --mode=eval --workdir=/tmp/release
+Continue from the shipped release (CPU hours add up from one release to the next):
+  ... --config.train.init_from=album-covers
+"""
+
+from flax_inpaint import defaults
+
+
+def get_config():
+  config = defaults.get_config()
+  config.model.size = 'slim'
+  # At 8x8 (a 128 crop's bottleneck) dilations of 2..16 mostly read padding: plain is
+  # cheaper and sees as far.
+  config.model.bottleneck = 'plain'
+  config.model.coarse_fill = 'pushpull'
+  config.data.source = 'folder'
+  config.data.image_size = 256
+  # A quarter of a cover per example: 4x the examples per CPU second of whole covers.
+  config.data.crop_size = 128
+  # Decoded covers stay in memory (4,235 x 192 KiB): the 2 cores go to the U-Net.
+  config.data.cache = True
+  config.masks.kind = 'mixed'
+  # A 128 crop is a quarter of a cover: two 32x32 squares (12.5% of it), one or two boxes
+  # and strokes, so that the crop keeps context around its holes.
+  config.masks.num_patches = 2
+  config.masks.boxes_per_image = (1, 2)
+  config.masks.strokes_per_image = (1, 2)
+  config.train.batch_size = 12
+  config.train.lr = 1e-3
+  config.train.warmup_steps = 100
+  # About 90 minutes on the 2-core CPU (~10 crops/s); cosine to 0 anneals the end.
+  config.train.num_steps = 4400
+  config.train.schedule = 'cosine'
+  config.train.ema_decay = 0.998
+  config.train.checkpoint_every = 200
+  # All kept: the card's curve evaluates each of them.
+  config.train.keep_checkpoints = 20
+  config.train.log_every = 50
+  config.train.sample_every = 400
+  config.train.num_sample_images = 6
+  # The composite is what users see: the holes dominate the L1 (6x, as PConv weighs them).
+  config.loss.l1_weight = 1.0
+  config.loss.hole_weight = 6.0
+  config.loss.valid_weight = 1.0
+  config.loss.perceptual_weight = 0.0
+  config.loss.tv_weight = 0.01
+  config.loss.require_vgg = False
+  config.eval.mask_kinds = ('squares', 'boxes', 'strokes')
+  config.eval.batch_size = 8
+  return config

@@ -1,0 +1,107 @@
+"""Maintainers' tool for a shipped release: a run's learning curve, and the release files.
+
+  # Hole PSNR of every kept checkpoint on the eval set (the model card's curve):
+  python tools/release.py curve --workdir=/tmp/release --eval_dir=../shared/data/album-covers-dev/val
+  # The latest checkpoint as flax_inpaint/releases/NAME (float16 when it changes the hole
+  # PSNR of every kind by less than 0.02 dB, else float32):
+  python tools/release.py write --workdir=/tmp/release --name=album-covers \
+      --eval_dir=../shared/data/album-covers-dev/val
+
+Then `python main.py --mode=eval --model=NAME --workdir=OUT` gives the card's table.
+"""
+
+import json
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from flax_inpaint import checkpointing
+from flax_inpaint import components as components_lib
+from flax_inpaint import config_lib
+from flax_inpaint import evaluate
+from flax_inpaint import metrics
+from flax_inpaint import pretrained
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'The training run.', required=True)
+flags.DEFINE_string('eval_dir', None, 'Folder of eval images.', required=True)
+flags.DEFINE_string('name', pretrained.DEFAULT_RELEASE, '`write`: the release name.')
+flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.')
+flags.DEFINE_integer('num_images', 200, 'Eval images.')
+# Storage in float16 must not move the eval by this much (hole PSNR, dB, any kind).
+FLOAT16_TOLERANCE_DB = 0.02
+
+
+def _setup(workdir):
+  config = config_lib.read_config_json(workdir)
+  config.eval.dir, config.eval.num_images = FLAGS.eval_dir, FLAGS.num_images
+  config = config_lib.resolve(config, mode='eval')
+  components = components_lib.build(config, training=False)
+  images, _ = evaluate.load_eval_set(config)
+  holes = {kind: evaluate.eval_masks(config, kind, len(images)) for kind in FLAGS.kinds}
+  return components, images.astype(np.float32) / 255.0, holes
+
+
+def _hole_psnr(components, variables, images, holes) -> dict:
+  """{kind: mean hole PSNR} of the model with `variables`."""
+  repair = evaluate.model_repairer(components, variables, components.config.eval.batch_size)
+  return {kind: float(np.mean([metrics.psnr(r, o, h) for r, o, h in
+                               zip(repair(images, kind_holes), images, kind_holes)]))
+          for kind, kind_holes in holes.items()}
+
+
+def curve(workdir):
+  """One markdown row per kept checkpoint: step, crops seen, hole PSNR per kind."""
+  components, images, holes = _setup(workdir)
+  manager = checkpointing.make_manager(workdir, read_only=True)
+  checkpoint_steps = sorted(manager.all_steps())
+  manager.close()
+  batch = components.config.train.batch_size
+  print('| step | crops seen | ' + ' | '.join(f'{k} hole PSNR (dB)' for k in FLAGS.kinds) + ' |')
+  print('|---|---|' + '---|' * len(FLAGS.kinds))
+  rows = []
+  for step in checkpoint_steps:
+    variables, _ = components_lib.load_trained(components, workdir, step)
+    scores = _hole_psnr(components, variables, images, holes)
+    rows.append({'step': step, 'crops_seen': step * batch, **scores})
+    print(f'| {step} | {step * batch:,} | ' + ' | '.join(f'{scores[k]:.2f}' for k in FLAGS.kinds)
+          + ' |', flush=True)
+  (pathlib.Path(workdir) / 'release_curve.json').write_text(json.dumps(rows, indent=1) + '\n')
+
+
+def write(workdir):
+  """The latest checkpoint as flax_inpaint/releases/NAME, in float16 when that is lossless
+  enough (FLOAT16_TOLERANCE_DB)."""
+  components, images, holes = _setup(workdir)
+  variables, step = components_lib.load_trained(components, workdir)
+  params = jax.device_get(variables['params'])
+  half = jax.tree.map(lambda x: np.asarray(x, np.float16).astype(np.float32), params)
+  full_db = _hole_psnr(components, variables, images, holes)
+  half_db = _hole_psnr(components, {'params': half, 'batch_stats': {}}, images, holes)
+  change = max(abs(full_db[k] - half_db[k]) for k in FLAGS.kinds)
+  storage = 'float16' if change < FLOAT16_TOLERANCE_DB else 'float32'
+  print(f'hole PSNR float32 {full_db}, float16 {half_db}: largest change {change:.4f} dB '
+        f'-> {storage}')
+  config = config_lib.read_config_json(workdir)
+  out = pretrained.write(params, step, config, pretrained.RELEASES_DIR / FLAGS.name, storage)
+  print(f'Wrote {out} (step {step})')
+
+
+def main(argv):
+  commands = {'curve': curve, 'write': write}
+  if len(argv) != 2 or argv[1] not in commands:
+    raise app.UsageError(f'usage: tools/release.py {{{",".join(commands)}}} --workdir=W '
+                         '--eval_dir=D')
+  commands[argv[1]](FLAGS.workdir)
+
+
+if __name__ == '__main__':
+  app.run(main)
