@@ -44,6 +44,13 @@ class InferenceOptions:
     """Window sides in pixels; the smallest is also the smallest window."""
     return tuple(int(round(self.train_size * s)) for s in self.bucket_scales)
 
+  @property
+  def run_sides(self):
+    """The sides windows run at: the buckets filled in to at most 1.22x apart
+    (`crops.run_sides`), height and width chosen separately."""
+    from flax_inpaint import crops  # pylint: disable=g-import-not-at-top
+    return crops.run_sides(self.buckets, self.multiple)
+
   @classmethod
   def from_config(cls, config, multiple: int) -> 'InferenceOptions':
     return cls(train_size=config.data.image_size, multiple=multiple,

@@ -4,8 +4,10 @@
   flax-inpaint MODE --help                         (a mode's flags and an example)
   flax-inpaint train --config=configs/full.py --workdir=DIR [--config.train.lr=1e-3]
   flax-inpaint eval --workdir=DIR                  (the run's own config.json)
+  flax-inpaint eval --model=album-covers --output=OUT   (a released model's table)
+  flax-inpaint inpaint --input=IMG_OR_DIR [--mask=MASK_OR_DIR] --output=OUT   (the release)
   flax-inpaint inpaint --workdir=DIR --input=IMG_OR_DIR [--mask=MASK_OR_DIR] --output=OUT
-  flax-inpaint serve --workdir=DIR [--host=127.0.0.1] [--port=8765]
+  flax-inpaint serve [--workdir=DIR | --model=NAME] [--host=127.0.0.1] [--port=8765]
   flax-inpaint export --workdir=DIR --output=FILE
   flax-inpaint prepare --config=configs/full.py --config.data.manual_dir=KAGGLE \
       --config.data.data_dir=TFDS_DIR
@@ -14,7 +16,9 @@
 Each mode is a leaf module; this file only parses flags and dispatches. A user error
 (bad flag, config file or field, missing file, bad image) is one line on stderr and exit
 status 2; a run that diverged is one line and exit status 3. Modes that read a trained
-workdir take `--config.FIELD=VALUE` overrides on top of its config.json without --config.
+workdir take `--config.FIELD=VALUE` overrides on top of its config.json without --config;
+they use a released model (`--model=NAME`, default `pretrained.DEFAULT_RELEASE`) when no
+--workdir is given.
 `run_app` gives the benchmarks the same one-line errors and quiet console.
 """
 
@@ -36,11 +40,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 MODES = {
     'train': 'train a model on a config (resumes automatically in the same workdir)',
-    'eval': 'evaluate the latest checkpoint against OpenCV baselines (PSNR, SSIM, LPIPS)',
+    'eval': 'evaluate a model against the classical fills (PSNR, SSIM, LPIPS)',
     'prepare': 'build the album-covers TFDS dataset from the Kaggle download',
-    'inpaint': 'repair your own image files with a trained model',
+    'inpaint': 'repair your own image files (the released model, or a trained workdir)',
     'serve': 'the local web page (and its API) to paint holes and repair them',
-    'export': 'write a trained model as one file that needs only jax and numpy',
+    'export': 'write a model as one file that needs only jax and numpy',
     'lr_sweep': 'the learning-rate search: one short run per rate',
 }
 # Modes that read a trained workdir: without --config they use WORKDIR/config.json.
@@ -48,11 +52,12 @@ TRAINED_MODES = ('eval', 'inpaint', 'serve', 'export')
 # Each mode's own flags (besides --config.FIELD=VALUE) and an example, for `MODE --help`.
 MODE_FLAGS = {
     'train': ('config', 'workdir'),
-    'eval': ('workdir', 'config'),
+    'eval': ('workdir', 'model', 'output', 'config'),
     'prepare': ('config',),
-    'inpaint': ('workdir', 'input', 'mask', 'output', 'mask_threshold', 'overwrite', 'config'),
-    'serve': ('workdir', 'host', 'port', 'config'),
-    'export': ('workdir', 'output', 'overwrite', 'config'),
+    'inpaint': ('input', 'mask', 'output', 'model', 'workdir', 'mask_threshold', 'overwrite',
+                'config'),
+    'serve': ('model', 'workdir', 'host', 'port', 'config'),
+    'export': ('output', 'model', 'workdir', 'overwrite', 'config'),
     'lr_sweep': ('config', 'workdir'),
 }
 EXAMPLES = {
@@ -60,10 +65,9 @@ EXAMPLES = {
     'eval': '--workdir=/tmp/flax_inpaint_demo',
     'prepare': ('--config=configs/full.py --config.data.manual_dir=KAGGLE_ZIP '
                 '--config.data.data_dir=TFDS_DIR'),
-    'inpaint': ('--workdir=/tmp/flax_inpaint_demo --input=photos/ --mask=masks/ '
-                '--output=repaired/'),
-    'serve': '--workdir=/tmp/flax_inpaint_demo --port=8765',
-    'export': '--workdir=/tmp/flax_inpaint_demo --output=model.fipx',
+    'inpaint': '--input=photos/ --mask=masks/ --output=repaired/',
+    'serve': '--port=8765',
+    'export': '--model=album-covers --output=model.fipx',
     'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
 }
 HELP_FLAGS = ('--help', '-h', '--helpshort', '-?')
@@ -87,12 +91,15 @@ def define_flags() -> None:
                                   'eval, inpaint, serve and export: WORKDIR/config.json, '
                                   'with any --config.FIELD=VALUE on top.', lock_config=True)
   flags.DEFINE_string('workdir', None, 'Checkpoints, config.json, TensorBoard events, eval.')
+  flags.DEFINE_string('model', None, 'eval, inpaint, serve, export: a released model (e.g. '
+                      'album-covers) instead of --workdir; the default without either.')
   flags.DEFINE_enum('mode', 'train', list(MODES), 'What to do.')
   flags.DEFINE_string('input', None, 'inpaint: an image file or a folder of images.')
   flags.DEFINE_string('mask', None, 'inpaint: mask file or folder (holes where the mask is '
                       '>= --mask_threshold); omitted: the image alpha channel.')
   flags.DEFINE_integer('mask_threshold', 128, 'inpaint: mask pixels >= this are holes.')
-  flags.DEFINE_string('output', None, 'inpaint: output folder; export: output file.')
+  flags.DEFINE_string('output', None, 'inpaint: output folder; export: output file; eval '
+                      'of a released model: the folder for its tables.')
   flags.DEFINE_bool('overwrite', False, 'inpaint, export: allow replacing existing files.')
   flags.DEFINE_string('host', '127.0.0.1', 'serve: address to bind (local only by default).')
   flags.DEFINE_integer('port', 8765, 'serve: port.')
@@ -329,11 +336,11 @@ def _mode_config(mode, workdir):
   return overridden_saved_config(workdir, _overrides_without_config)
 
 
-def _run_trained_mode(mode, config, workdir):
-  """eval, inpaint, serve, export."""
+def _run_trained_mode(mode, config, workdir, eval_dir=None):
+  """eval, inpaint, serve, export (`workdir`: a training run or a release folder)."""
   if mode == 'eval':
     from flax_inpaint import evaluate  # pylint: disable=g-import-not-at-top
-    evaluate.run(config, workdir)
+    evaluate.run(config, workdir, eval_dir)
   elif mode == 'inpaint':
     if not FLAGS.input or not FLAGS.output:
       raise UsageError('--mode=inpaint needs --input=IMAGE_OR_FOLDER and --output=FOLDER '
@@ -356,10 +363,31 @@ def _run_trained_mode(mode, config, workdir):
     export.run(config, workdir, FLAGS.output, overwrite=FLAGS.overwrite)
 
 
+def _trained_source(mode) -> Tuple[str, Optional[str]]:
+  """(the folder a trained mode reads: --workdir, or the release of --model (default
+  pretrained.DEFAULT_RELEASE); eval's output folder for a release, else None)."""
+  from flax_inpaint import pretrained  # pylint: disable=g-import-not-at-top
+  if FLAGS.model and FLAGS.workdir:
+    raise UsageError(f'--model={FLAGS.model} and --workdir={FLAGS.workdir}: give one of them '
+                     '(--workdir: a training run; --model: a released model)')
+  if FLAGS.workdir:
+    return FLAGS.workdir, None
+  release = str(pretrained.release_dir(FLAGS.model or pretrained.DEFAULT_RELEASE))
+  if mode == 'eval' and not FLAGS.output:
+    raise UsageError('--mode=eval of the released model needs --output=DIR for its tables '
+                     '(or --workdir=DIR to evaluate a training run)')
+  return release, FLAGS.output if mode == 'eval' else None
+
+
 def main(argv):
   if len(argv) > 1:
     raise UsageError(f'unexpected arguments {argv[1:]}: modes are {", ".join(MODES)}')
-  mode, workdir = FLAGS.mode, FLAGS.workdir
+  mode, workdir, eval_dir = FLAGS.mode, FLAGS.workdir, None
+  if mode in TRAINED_MODES:
+    workdir, eval_dir = _trained_source(mode)
+  elif FLAGS.model:
+    raise UsageError(f'--model is for {", ".join(TRAINED_MODES)}; --mode={mode} trains: to '
+                     'start from a released model pass --config.train.init_from=NAME')
   if mode != 'prepare' and not workdir:
     raise UsageError(f'--mode={mode} needs --workdir=DIR')
   config = _mode_config(mode, workdir)
@@ -379,7 +407,7 @@ def main(argv):
     from flax_inpaint import train  # pylint: disable=g-import-not-at-top
     train.lr_sweep(config, workdir)
   else:
-    _run_trained_mode(mode, config, workdir)
+    _run_trained_mode(mode, config, workdir, eval_dir)
 
 
 def _user_errors():

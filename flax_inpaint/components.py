@@ -84,21 +84,31 @@ def restore_variables(components: Components, workdir, step=None):
       workdir, abstract, step, params_key=steps.inference_params_key(components.config.train))
 
 
-def load_trained(components: Components, source, step=None):
-  """(variables, step) of a trained model: a release (a name of `pretrained.names()` or a
-  release folder) or a training workdir (its latest or `step`'s checkpoint).
+def trained_source(source, option: str = '--model') -> pathlib.Path:
+  """The folder of a trained model: a training workdir, or a release (a name of
+  `pretrained.names()` or a release folder).
+
+  Raises:
+    config_lib.ConfigError: neither (one line naming `option`).
+  """
+  path = pathlib.Path(str(source)).expanduser()
+  if path.is_dir() and not pretrained.is_release(path):
+    return path
+  return pretrained.release_dir(source, option)
+
+
+def load_trained(components: Components, source, step=None, option: str = '--model'):
+  """(variables, step) of a trained model (`trained_source`): a workdir's latest or
+  `step`'s checkpoint, or a release's params.
 
   Raises:
     config_lib.ConfigError: `source` is neither, or its model differs from the config's.
     checkpointing.CheckpointError: the workdir has no usable checkpoint.
   """
-  is_workdir = pathlib.Path(str(source)).expanduser().is_dir() and not pretrained.is_release(
-      source)
-  if is_workdir:
-    config_lib.check_matches_run(components.config, source)
-    return restore_variables(components, source, step)
-  directory = pretrained.release_dir(source)
+  directory = trained_source(source, option)
   config_lib.check_matches_run(components.config, directory)
+  if not pretrained.is_release(directory):
+    return restore_variables(components, directory, step)
   params, trained_step = pretrained.read_params(directory)
   variables = {'params': params, 'batch_stats': {}}
   return jax.device_put(variables, sharding.replicated(components.mesh)), trained_step

@@ -75,7 +75,10 @@ def validate(config, *, num_devices=None, mode='train'):
   if unknown:
     raise ConfigError(f'Unknown config field(s): {", ".join("config." + u for u in unknown)}'
                       ' (flax_inpaint/defaults.py lists every field)')
-  _choice(config.model.size, list(models.WIDTHS), 'model.size')
+  if config.model.size not in models.WIDTHS:
+    raise ConfigError(f'config.model.size={config.model.size!r} is unknown; use one of '
+                      f'{[size for size in models.WIDTHS if size != models.TEST_SIZE]} '
+                      f'({models.TEST_SIZE!r} is for tests)')
   _choice(config.model.bottleneck, models.BOTTLENECKS, 'model.bottleneck')
   _choice(config.model.norm, models.NORMS, 'model.norm')
   _choice(config.model.upsample, models.UPSAMPLES, 'model.upsample')

@@ -65,7 +65,7 @@ def run(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
   output = exported.check_output(output, overwrite=overwrite)
   config = config_lib.config_for_workdir(config, workdir, mode='export')
   components = components_lib.build(config, training=False)
-  variables, step = components_lib.restore_variables(components, workdir)
+  variables, step = components_lib.load_trained(components, workdir)
   options = api.InferenceOptions.from_config(config, models.size_multiple(config.model))
   program, leaves = export_program(components.model, variables, options.multiple)
   exported.write(output, _meta(config, options, step), leaves, program)

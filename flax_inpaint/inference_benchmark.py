@@ -22,13 +22,13 @@ import subprocess
 import sys
 import time
 
-from absl import app
 from absl import flags
 import jax
 from ml_collections import config_flags
 import numpy as np
 
 from flax_inpaint import api
+from flax_inpaint import cli
 from flax_inpaint import components as components_lib
 from flax_inpaint import config_lib
 from flax_inpaint import steps
@@ -137,4 +137,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run_app(main, sys.argv)

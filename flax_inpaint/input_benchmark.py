@@ -47,7 +47,11 @@ def main(argv=None):
   if args.threads:
     options.threading.private_threadpool_size = args.threads
   cores = args.threads or len(os.sched_getaffinity(0))
-  ds = input_pipeline.train_dataset(config, process_index=0, process_count=1).with_options(options)
+  try:  # A missing folder or unprepared set: one line, exit status 2.
+    ds = input_pipeline.train_dataset(config, process_index=0, process_count=1)
+  except (FileNotFoundError, ValueError) as e:
+    parser.exit(2, f'error: {str(e).splitlines()[0]}\n')
+  ds = ds.with_options(options)
   result = benchmark(ds, args.batches, args.batch)
   result.update(source=args.benchmark, cores=cores, batch=args.batch,
                 image_size=args.image_size,

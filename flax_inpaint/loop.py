@@ -221,6 +221,9 @@ def run_loop(components: components_lib.Components, workdir, *,
   config_lib.check_matches_run(config, workdir)
   config_lib.write_config_json(config, workdir)
   size, seed = config.data.image_size, config.train.seed
+  init_option = '--config.train.init_from'
+  if config.train.init_from and not checkpointing.checkpoint_dir(workdir).is_dir():
+    components_lib.trained_source(config.train.init_from, init_option)  # Fails before saving.
   manager = checkpointing.make_manager(workdir, keep=config.train.keep_checkpoints)
   ema = steps.uses_ema(config.train)
   if manager.latest_step() is not None:
@@ -231,7 +234,8 @@ def run_loop(components: components_lib.Components, workdir, *,
   else:
     init_params = None
     if config.train.init_from:
-      init_params = components_lib.load_trained(components, config.train.init_from)[0]['params']
+      init_params = components_lib.load_trained(components, config.train.init_from,
+                                                 option=init_option)[0]['params']
       logging.info('Starting from the params of %s', config.train.init_from)
     state = steps.create_train_state(model, tx, size, seed, mesh, ema, init_params)
     logging.info('No checkpoint in %s: starting from step 0',

@@ -15,9 +15,11 @@ import jax.numpy as jnp
 from flax_inpaint import fills
 from flax_inpaint import ops
 
+# The size for tests only (seconds on a CPU).
+TEST_SIZE = 'tiny'
 # Encoder widths per size; the bottleneck has twice the last width.
 WIDTHS = {
-    'tiny': (4, 8),  # For testing only.
+    TEST_SIZE: (4, 8),
     # The CPU release: a quarter of small's FLOPs per pixel.
     'slim': (16, 32, 64, 128),
     'small': (32, 64, 128, 256),

@@ -36,18 +36,18 @@ def is_release(path) -> bool:
   return (pathlib.Path(path).expanduser() / PARAMS_FILE).is_file()
 
 
-def release_dir(name_or_dir) -> pathlib.Path:
+def release_dir(name_or_dir, option: str = '--model') -> pathlib.Path:
   """The folder of a release: a name of `names()`, or a release folder written by `write`.
 
   Raises:
-    config_lib.ConfigError: neither (one line, listing the released names).
+    config_lib.ConfigError: neither (one line naming `option`, listing the released names).
   """
   if is_release(name_or_dir):
     return pathlib.Path(name_or_dir).expanduser()
   if is_release(RELEASES_DIR / str(name_or_dir)):
     return RELEASES_DIR / str(name_or_dir)
   raise config_lib.ConfigError(
-      f'--model={name_or_dir}: no released model of that name (released: '
+      f'{option}={name_or_dir}: no released model of that name (released: '
       f'{", ".join(names()) or "none"}); pass one of them or a folder holding {PARAMS_FILE}')
 
 

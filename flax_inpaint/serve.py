@@ -259,10 +259,11 @@ class _Endpoints:
     """
     files = await _read_files(request, self.limits)
     image, hole, icc_profile = await anyio.to_thread.run_sync(self._decode_pair, files)
+    method = files['method']
     del files
     start = time.perf_counter()
     repaired = await anyio.to_thread.run_sync(self.inpainter.repair_array, image, hole,
-                                              files['method'], limiter=self.model_limiter)
+                                              method, limiter=self.model_limiter)
     model_ms = (time.perf_counter() - start) * 1000
     png = await anyio.to_thread.run_sync(_encode_png, repaired, icc_profile)
     # Server-Timing: browsers' developer tools show it; includes the wait for the model.
@@ -303,7 +304,7 @@ class _Endpoints:
         'status': 'ok',
         'model': {'train_size': self.inpainter.train_size,
                   'step': None if self.inpainter.step is None else int(self.inpainter.step),
-                  'strategy': options.strategy, 'window_sizes': list(options.buckets)},
+                  'strategy': options.strategy, 'window_sizes': list(options.run_sides)},
         'methods': list(api.METHODS),
         'hole_threshold': HOLE_THRESHOLD,
         'limits': {'max_pixels': self.limits.max_pixels,

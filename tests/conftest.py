@@ -92,3 +92,28 @@ def tiny_run(tmp_path_factory):
 def tiny_inpainter(tiny_run):
   from flax_inpaint import Inpainter  # pylint: disable=g-import-not-at-top
   return Inpainter.from_workdir(tiny_run)
+
+
+# ----------------------------------------------------------------------------------
+# The suite never changes the checkout's committed docs (README screenshots and the like).
+
+_DOCS_STATUS = pytest.StashKey[str]()
+
+
+def _docs_status() -> str:
+  import subprocess  # pylint: disable=g-import-not-at-top
+  return subprocess.run(['git', 'status', '--porcelain', '--', 'docs'], cwd=ROOT,
+                        capture_output=True, text=True, check=False).stdout
+
+
+def pytest_sessionstart(session):
+  session.config.stash[_DOCS_STATUS] = _docs_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del exitstatus
+  if hasattr(session.config, 'workerinput'):  # xdist: the controller checks once.
+    return
+  if _docs_status() != session.config.stash.get(_DOCS_STATUS, ''):
+    print('\nerror: the test suite modified docs/:\n' + _docs_status())
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

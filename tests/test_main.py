@@ -120,7 +120,7 @@ def error_lines(output):
     ('--config.data.image_size=34', 'error: config.data.image_size=34 is not divisible by '
      "2^levels=4 of model.size='tiny'"),
     ('--config.model.size=huge', "error: config.model.size='huge' is unknown; use one of "
-     "['tiny', 'small', 'medium', 'large']"),
+     "['slim', 'small', 'medium', 'large'] ('tiny' is for tests)"),
     ('--config.train.batch_size=6', 'error: config.train.batch_size=6 (global) is not divisible '
      'by the 4 devices'),
 ])

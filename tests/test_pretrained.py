@@ -1,0 +1,104 @@
+"""Released models: the format's round trip, the shipped release, init_from a release."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import build, load_config, run_main, train_tiny
+from flax_inpaint import Inpainter
+from flax_inpaint import components as components_lib
+from flax_inpaint import config_lib
+from flax_inpaint import pretrained
+
+
+def scratch(size=64, seed=0):
+  rng = np.random.default_rng(seed)
+  image = rng.integers(0, 256, (size, size, 3), np.uint8)
+  hole = np.zeros((size, size), bool)
+  hole[20:30, 10:40] = True
+  return image, hole
+
+
+@pytest.mark.parametrize('storage', ['float32', 'float16'])
+def test_a_written_release_repairs_like_its_workdir(tiny_run, tmp_path, storage):
+  config = config_lib.config_for_workdir(None, tiny_run, mode='inpaint')
+  variables, step = components_lib.load_trained(build(config, training=False), tiny_run)
+  pretrained.write(jax.device_get(variables['params']), step, config_lib.read_config_json(
+      tiny_run), tmp_path / 'tiny', storage)
+  image, hole = scratch()
+  from_release = Inpainter.from_pretrained(tmp_path / 'tiny').inpaint(image, hole)
+  from_workdir = Inpainter.from_workdir(tiny_run).inpaint(image, hole)
+  if storage == 'float32':
+    np.testing.assert_array_equal(from_release, from_workdir)
+  else:  # Params rounded to float16: the uint8 repair moves by a level at most.
+    assert np.abs(from_release.astype(int) - from_workdir.astype(int)).max() <= 1
+  stored = np.load(tmp_path / 'tiny' / pretrained.PARAMS_FILE)
+  assert {stored[k].dtype for k in stored.files if k != '__step__'} == {np.dtype(storage)}
+  assert pretrained.read_params(tmp_path / 'tiny')[1] == step == 2
+
+
+def test_an_unknown_release_is_one_line():
+  with pytest.raises(config_lib.ConfigError, match=r'^--model=nope: no released model of that '
+                     r'name \(released: .*\); pass one of them or a folder holding params.npz$'):
+    Inpainter.from_pretrained('nope')
+
+
+def test_the_shipped_release_loads_and_repairs_in_a_fresh_process():
+  assert pretrained.DEFAULT_RELEASE in pretrained.names()
+  code = '''
+import numpy as np
+from flax_inpaint import Inpainter
+image = np.full((300, 400, 3), 90, np.uint8)
+image[:, 200:] = 200
+hole = np.zeros((300, 400), bool)
+hole[100:140, 180:220] = True
+repaired = Inpainter.from_pretrained().inpaint(image, hole)
+assert (repaired[~hole] == image[~hole]).all()
+print(repaired[hole].reshape(40, 40, 3)[:, 0].mean(), repaired[hole].reshape(40, 40, 3)[:, -1].mean())
+'''
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                       cwd='/', timeout=300, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+  left, right = (float(v) for v in out.stdout.split())
+  # The hole straddles a dark/bright edge: its left side comes back dark, its right bright.
+  assert left < 120 < 170 < right
+
+
+def test_the_shipped_release_is_small_and_its_card_matches_its_config():
+  directory = pretrained.release_dir(pretrained.DEFAULT_RELEASE)
+  assert (directory / pretrained.PARAMS_FILE).stat().st_size < 20 * 2 ** 20
+  config = pretrained.read_config(directory)
+  card = (directory / pretrained.CARD_FILE).read_text()
+  _, step = pretrained.read_params(directory)
+  assert f'step {step:,}' in card or f'{step:,} steps' in card
+  assert config.model.coarse_fill == 'pushpull'
+
+
+def test_init_from_the_release_starts_from_its_params(tmp_path):
+  config = load_config('release')
+  config.data.source, config.data.crop_size = 'samples', None
+  config.data.image_size, config.masks.patch_size = 64, 8
+  config.train.batch_size, config.train.num_steps, config.train.lr = 4, 1, 1e-30
+  config.train.ema_decay, config.train.warmup_steps = 0.0, 0
+  config.train.init_from = pretrained.DEFAULT_RELEASE
+  config.compilation_cache_dir = ''
+  state = train_tiny(config, tmp_path / 'tuned')
+  released, _ = pretrained.read_params(pretrained.release_dir(pretrained.DEFAULT_RELEASE))
+  for a, b in zip(jax.tree.leaves(released), jax.tree.leaves(state.params)):
+    np.testing.assert_allclose(np.asarray(b), a, rtol=1e-6, atol=1e-20)
+  saved = json.loads((tmp_path / 'tuned' / 'config.json').read_text())
+  assert saved['train']['init_from'] == pretrained.DEFAULT_RELEASE
+
+
+def test_init_from_something_that_is_neither_is_one_line_before_training(tmp_path):
+  result = run_main(['--config=configs/test.py', '--config.train.init_from=no-such-model'],
+                    tmp_path / 'run')
+  assert result.returncode == 2, result.stdout[-2000:]
+  assert result.stdout.strip().splitlines()[-1] == (
+      '--config.train.init_from=no-such-model: no released model of that name (released: album-covers); pass '
+      'one of them or a folder holding params.npz')
+  assert not (tmp_path / 'run' / 'checkpoints').exists()
