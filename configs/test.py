@@ -1,6 +1,6 @@
 """Tiny configuration for CPU tests: runs in seconds. For testing only.
 
-  python main.py --config=configs/test.py --workdir=/tmp/t --config.data.dir=IMAGES
+python main.py --config=configs/test.py --workdir=/tmp/t --config.data.dir=IMAGES
 """
 
 from flax_inpaint import defaults

@@ -33,6 +33,7 @@ METHODS = (MODEL_METHOD,) + CLASSICAL_METHODS
 @dataclasses.dataclass(frozen=True)
 class InferenceOptions:
   """How images are cut for the model (from `config.inpaint` and `config.data`)."""
+
   train_size: int
   multiple: int
   strategy: str = 'crop'
@@ -48,14 +49,19 @@ class InferenceOptions:
   def run_sides(self):
     """The sides windows run at: the buckets filled in to at most 1.22x apart
     (`crops.run_sides`), height and width chosen separately."""
-    from flax_inpaint import crops  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import crops
+
     return crops.run_sides(self.buckets, self.multiple)
 
   @classmethod
   def from_config(cls, config, multiple: int) -> 'InferenceOptions':
-    return cls(train_size=config.data.image_size, multiple=multiple,
-               strategy=config.inpaint.strategy, crop_margin=config.inpaint.crop_margin,
-               bucket_scales=tuple(config.inpaint.bucket_scales))
+    return cls(
+        train_size=config.data.image_size,
+        multiple=multiple,
+        strategy=config.inpaint.strategy,
+        crop_margin=config.inpaint.crop_margin,
+        bucket_scales=tuple(config.inpaint.bucket_scales),
+    )
 
 
 class Inpainter:
@@ -84,8 +90,9 @@ class Inpainter:
     Raises:
       ValueError (config_lib.ConfigError, checkpointing.CheckpointError): one line.
     """
-    from flax_inpaint import components as components_lib  # pylint: disable=g-import-not-at-top
-    from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import components as components_lib
+    from flax_inpaint import config_lib
+
     config = config_lib.config_for_workdir(config, workdir, mode='inpaint')
     components = components_lib.build(config, training=False)
     variables, step = components_lib.load_trained(components, workdir)
@@ -99,54 +106,75 @@ class Inpainter:
     Raises:
       ValueError (config_lib.ConfigError): no such release (one line).
     """
-    from flax_inpaint import pretrained  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import pretrained
+
     return cls.from_workdir(pretrained.release_dir(name or pretrained.DEFAULT_RELEASE))
 
   @classmethod
   def from_variables(cls, components, variables, *, step=None) -> 'Inpainter':
     """A model in memory: `components.build(config, training=False)` and its variables."""
-    from flax_inpaint import models  # pylint: disable=g-import-not-at-top
-    from flax_inpaint import steps  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import models
+    from flax_inpaint import steps
+
     predict_fn = steps.make_predict_fn(components.model)
     config = components.config
     options = InferenceOptions.from_config(config, models.size_multiple(config.model))
-    return cls(lambda images, holes: np.asarray(predict_fn(variables, images, holes)),
-               options, step=step)
+    return cls(
+        lambda images, holes: np.asarray(predict_fn(variables, images, holes)), options, step=step
+    )
 
   @classmethod
   def from_export(cls, path) -> 'Inpainter':
     """A model written by `python -m flax_inpaint.export` (needs only jax and numpy)."""
-    from flax_inpaint import exported  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import exported
+
     predict, options, step = exported.load(path)
     return cls(predict, options, step=step)
 
-  def inpaint_array(self, pixels: np.ndarray, hole: np.ndarray, *,
-                    opaque_holes: bool = False) -> np.ndarray:
+  def inpaint_array(
+      self, pixels: np.ndarray, hole: np.ndarray, *, opaque_holes: bool = False
+  ) -> np.ndarray:
     """Repairs uint8 pixels (H x W, H x W x 2, H x W x 3 or H x W x 4) under a bool H x W
     mask. opaque_holes: alpha 255 in the holes (for holes that came from the alpha)."""
-    from flax_inpaint import crops  # pylint: disable=g-import-not-at-top
-    from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import crops
+    from flax_inpaint import image_files
+
     pixels = np.asarray(pixels)
     hole = np.asarray(hole, bool)
-    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (
-        pixels.ndim == 3 and pixels.shape[-1] not in (2, 3, 4)):
-      raise ValueError(f'image: expected uint8 H x W, H x W x 3 or H x W x 4, got '
-                       f'{pixels.dtype} {pixels.shape}')
+    if (
+        pixels.dtype != np.uint8
+        or pixels.ndim not in (2, 3)
+        or (pixels.ndim == 3 and pixels.shape[-1] not in (2, 3, 4))
+    ):
+      raise ValueError(
+          f'image: expected uint8 H x W, H x W x 3 or H x W x 4, got '
+          f'{pixels.dtype} {pixels.shape}'
+      )
     if hole.shape != pixels.shape[:2]:
-      raise ValueError(f'mask is {hole.shape[1]}x{hole.shape[0]} but the image is '
-                       f'{pixels.shape[1]}x{pixels.shape[0]}: they must match')
+      raise ValueError(
+          f'mask is {hole.shape[1]}x{hole.shape[0]} but the image is '
+          f'{pixels.shape[1]}x{pixels.shape[0]}: they must match'
+      )
     if not hole.any():
       return pixels.copy()
     o = self.options
     # One window at a time: every call has the same batch, so a bucket compiles once.
     repaired_rgb = crops.inpaint_crops(
-        np.ascontiguousarray(image_files.rgb_of(pixels)), hole, self._predict,
-        min_window=o.buckets[0], margin=o.crop_margin, buckets=o.buckets,
-        multiple=o.multiple, strategy=o.strategy, batch_size=1)
+        np.ascontiguousarray(image_files.rgb_of(pixels)),
+        hole,
+        self._predict,
+        min_window=o.buckets[0],
+        margin=o.crop_margin,
+        buckets=o.buckets,
+        multiple=o.multiple,
+        strategy=o.strategy,
+        batch_size=1,
+    )
     return image_files.restore_pixels(pixels, repaired_rgb, hole, opaque_holes=opaque_holes)
 
-  def repair_array(self, pixels: np.ndarray, hole: np.ndarray, method: str = MODEL_METHOD,
-                   **kwargs) -> np.ndarray:
+  def repair_array(
+      self, pixels: np.ndarray, hole: np.ndarray, method: str = MODEL_METHOD, **kwargs
+  ) -> np.ndarray:
     """`inpaint_array` with the model, or with a classical method of CLASSICAL_METHODS (the
     same layouts, and the same pixels outside the holes)."""
     if method == MODEL_METHOD:
@@ -157,16 +185,23 @@ class Inpainter:
     """Repairs `image` under `mask`; returns the same type (numpy or PIL) and layout.
 
     A PIL mask's holes are its pixels with any colour channel >= `mask_threshold`."""
-    from PIL import Image  # pylint: disable=g-import-not-at-top
-    from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
+    from PIL import Image
+
+    from flax_inpaint import image_files
+
     if isinstance(mask, Image.Image):
-      mask = image_files.hole_of(np.asarray(
-          mask if mask.mode in image_files.LAYOUTS else mask.convert('RGB')), mask_threshold)
+      mask = image_files.hole_of(
+          np.asarray(mask if mask.mode in image_files.LAYOUTS else mask.convert('RGB')),
+          mask_threshold,
+      )
     if not isinstance(image, Image.Image):
       return self.inpaint_array(image, mask)
     mode = image.mode
-    working = image if mode in image_files.LAYOUTS else image.convert(
-        'RGBA' if 'A' in mode or 'transparency' in image.info else 'RGB')
+    working = (
+        image
+        if mode in image_files.LAYOUTS
+        else image.convert('RGBA' if 'A' in mode or 'transparency' in image.info else 'RGB')
+    )
     repaired = Image.fromarray(self.inpaint_array(np.asarray(working), mask))
     return repaired if repaired.mode == mode else repaired.convert(mode)
 
@@ -175,8 +210,9 @@ def classical_inpaint_array(pixels: np.ndarray, hole: np.ndarray, method: str) -
   """Repairs uint8 pixels (any layout `Inpainter.inpaint_array` takes) under a bool H x W
   mask with a classical method: 'pushpull' (the fill the released model corrects), OpenCV
   'ns' (Navier-Stokes) or 'telea'."""
-  from flax_inpaint import baselines  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import baselines
+  from flax_inpaint import image_files
+
   if method not in CLASSICAL_METHODS:
     raise ValueError(f'method={method!r} is unknown: use one of {list(METHODS)}')
   pixels, hole = np.asarray(pixels), np.asarray(hole, bool)

@@ -22,7 +22,8 @@ def mean_fill(image, hole):
 
 def opencv_inpaint_uint8(image_u8, hole, method: str, radius: int = 3) -> np.ndarray:
   """cv2.inpaint on uint8 [H, W, 3] with a bool/float hole mask [H, W] or [H, W, 1]."""
-  import cv2  # pylint: disable=g-import-not-at-top
+  import cv2
+
   flag = {'telea': cv2.INPAINT_TELEA, 'ns': cv2.INPAINT_NS}[method]
   mask_u8 = (np.asarray(hole).reshape(image_u8.shape[:2]) > 0).astype(np.uint8) * 255
   return cv2.inpaint(np.ascontiguousarray(image_u8), mask_u8, radius, flag)
@@ -36,8 +37,10 @@ def _opencv(image, hole, method):
 
 def pushpull(image, hole):
   """The push-pull fill: the coarse fill the released model starts from."""
-  filled = fills.pushpull_jit(jnp.asarray(image, jnp.float32)[None],
-                              jnp.asarray(hole, jnp.float32).reshape(image.shape[:2] + (1,))[None])
+  filled = fills.pushpull_jit(
+      jnp.asarray(image, jnp.float32)[None],
+      jnp.asarray(hole, jnp.float32).reshape(image.shape[:2] + (1,))[None],
+  )
   return np.asarray(filled[0])
 
 
@@ -49,11 +52,18 @@ def navier_stokes(image, hole):
   return _opencv(image, hole, 'ns')
 
 
-BASELINES = {'pushpull': pushpull, 'telea': telea, 'ns': navier_stokes, 'mean_fill': mean_fill,
-             'masked': masked_input}
+BASELINES = {
+    'pushpull': pushpull,
+    'telea': telea,
+    'ns': navier_stokes,
+    'mean_fill': mean_fill,
+    'masked': masked_input,
+}
 
 
 def repairers():
   """name -> f(images [n, H, W, 3], holes [n, H, W, 1]) -> composites, per image."""
-  return {name: (lambda f: lambda ims, hs: np.stack([f(i, h) for i, h in zip(ims, hs)]))(fn)
-          for name, fn in BASELINES.items()}
+  return {
+      name: (lambda f: lambda ims, hs: np.stack([f(i, h) for i, h in zip(ims, hs)]))(fn)
+      for name, fn in BASELINES.items()
+  }

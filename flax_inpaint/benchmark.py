@@ -80,14 +80,12 @@ def _device_batches(config, mesh, count=4):
   rng = np.random.default_rng(0)
   size = config.data.image_size
   shape = (config.train.batch_size // jax.process_count(), size, size, 3)
-  return [sharding.global_batch(rng.integers(0, 256, shape, np.uint8), mesh)
-          for _ in range(count)]
+  return [sharding.global_batch(rng.integers(0, 256, shape, np.uint8), mesh) for _ in range(count)]
 
 
 def time_step(components, num_steps, warmup, profile_dir=None):
   """Compile, warm up, then time `num_steps` steps; returns the result dict."""
-  config, mesh, model, tx = (components.config, components.mesh, components.model,
-                             components.tx)
+  config, mesh, model, tx = (components.config, components.mesh, components.model, components.tx)
   vgg_params = components.vgg_params
   state = steps.create_train_state(model, tx, config.data.image_size, config.train.seed, mesh)
   step = steps.make_train_step(model, tx, config, mesh)
@@ -125,8 +123,12 @@ def time_step(components, num_steps, warmup, profile_dir=None):
   # U-Net on 4 input channels, VGG16 on 3).
   plain_config = config.as_configdict()
   plain_config.impl.vgg_input_channels = 3
-  plain = steps.make_train_step(model.clone(upsample_impl='gather', input_channels=4), tx,
-                                ml_collections.FrozenConfigDict(plain_config), mesh)
+  plain = steps.make_train_step(
+      model.clone(upsample_impl='gather', input_channels=4),
+      tx,
+      ml_collections.FrozenConfigDict(plain_config),
+      mesh,
+  )
   model_flops = conv_flops(jax.make_jaxpr(plain)(state, batches[0], vgg_params, key).jaxpr)
   batch = config.train.batch_size
   images_per_s = num_steps * batch / elapsed
@@ -134,12 +136,17 @@ def time_step(components, num_steps, warmup, profile_dir=None):
   if not np.isfinite(loss):
     raise FloatingPointError(f'loss is {loss} after {warmup + 2 * num_steps} steps')
   return {
-      'device': jax.devices()[0].device_kind, 'num_devices': jax.device_count(),
-      'platform': jax.devices()[0].platform, 'dtype': config.model.dtype,
-      'batch': batch, 'image_size': config.data.image_size,
+      'device': jax.devices()[0].device_kind,
+      'num_devices': jax.device_count(),
+      'platform': jax.devices()[0].platform,
+      'dtype': config.model.dtype,
+      'batch': batch,
+      'image_size': config.data.image_size,
       'model': f'{config.model.size}/{config.model.bottleneck}/{config.model.norm}',
-      'ops': (f'{config.impl.pool}/{config.impl.upsample}/relu_{config.impl.relu}/'
-              f'in_{config.impl.unet_input_channels}/vgg_in_{config.impl.vgg_input_channels}'),
+      'ops': (
+          f'{config.impl.pool}/{config.impl.upsample}/relu_{config.impl.relu}/'
+          f'in_{config.impl.unet_input_channels}/vgg_in_{config.impl.vgg_input_channels}'
+      ),
       'images_per_s': round(images_per_s, 2),
       'median_ms_per_step': round(1e3 * statistics.median(per_step), 3),
       'compile_s': round(compile_s, 2),
@@ -149,7 +156,8 @@ def time_step(components, num_steps, warmup, profile_dir=None):
       'achieved_tflop_per_s': round(flops * num_steps / elapsed / 1e12, 2),
       'model_gflop_per_image': round(model_flops / batch / 1e9, 2),
       'model_tflop_per_s': round(model_flops * num_steps / elapsed / 1e12, 2),
-      'final_loss': round(loss, 5), 'jax': jax.__version__,
+      'final_loss': round(loss, 5),
+      'jax': jax.__version__,
   }
 
 
@@ -168,18 +176,26 @@ def time_loop(components, num_steps, warmup, workdir):
   first = -(-warmup // log_every) * log_every
   last = (config.train.num_steps - 1) // log_every * log_every
   if last <= first:
-    raise ValueError(f'--mode=loop needs two log steps after warmup: raise --steps above '
-                     f'2 * config.train.log_every={log_every}')
+    raise ValueError(
+        f'--mode=loop needs two log steps after warmup: raise --steps above '
+        f'2 * config.train.log_every={log_every}'
+    )
   stamps = {}
-  batches = (host_batches[i % 4] for i in range(10 ** 9))
-  loop.run_loop(dataclasses.replace(components, config=ml_collections.FrozenConfigDict(config)),
-                workdir, train_batches=batches, writer=loop.LogOnlyWriter(),
-                hooks=[lambda s: stamps.setdefault(s, time.perf_counter())])
+  batches = (host_batches[i % 4] for i in range(10**9))
+  loop.run_loop(
+      dataclasses.replace(components, config=ml_collections.FrozenConfigDict(config)),
+      workdir,
+      train_batches=batches,
+      writer=loop.LogOnlyWriter(),
+      hooks=[lambda s: stamps.setdefault(s, time.perf_counter())],
+  )
   elapsed = stamps[last] - stamps[first]
-  return {'loop_images_per_s': round((last - first) * config.train.batch_size / elapsed, 2),
-          'loop_timed_steps': last - first,
-          'loop_checkpoint_every': config.train.checkpoint_every,
-          'loop_log_every': log_every}
+  return {
+      'loop_images_per_s': round((last - first) * config.train.batch_size / elapsed, 2),
+      'loop_timed_steps': last - first,
+      'loop_checkpoint_every': config.train.checkpoint_every,
+      'loop_log_every': log_every,
+  }
 
 
 def timed_config(config, batch=None) -> ml_collections.FrozenConfigDict:
@@ -201,7 +217,8 @@ def main(argv):
       looped = time_loop(components, FLAGS.steps, FLAGS.warmup, FLAGS.workdir or tmp)
     result.update(looped)
     result['loop_overhead_pct'] = round(
-        100 * (result['images_per_s'] / looped['loop_images_per_s'] - 1), 1)
+        100 * (result['images_per_s'] / looped['loop_images_per_s'] - 1), 1
+    )
   print(json.dumps(result), flush=True)
 
 

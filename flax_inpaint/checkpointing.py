@@ -46,7 +46,8 @@ def make_manager(workdir, *, keep: int = 3, read_only: bool = False) -> ocp.Chec
       cleanup_tmp_directories=not read_only,
       save_interval_steps=0 if read_only else 1,
       read_only=read_only,
-      create=not read_only)
+      create=not read_only,
+  )
   with _quiet_read_only():
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
@@ -63,8 +64,10 @@ def restore(manager, abstract_state, step=None):
   """Restores into `abstract_state` (shapes, dtypes, shardings from jax.eval_shape)."""
   step = manager.latest_step() if step is None else step
   if step is None:
-    raise CheckpointError(f'No checkpoint in {manager.directory}: train first '
-                          '(python main.py --config=... --workdir=...)')
+    raise CheckpointError(
+        f'No checkpoint in {manager.directory}: train first '
+        '(python main.py --config=... --workdir=...)'
+    )
   return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
 
 
@@ -85,19 +88,25 @@ def restore_variables(workdir, abstract_variables, step=None, params_key='params
   try:
     step = manager.latest_step() if step is None else step
     if step is None:
-      raise CheckpointError(f'No checkpoint in {checkpoint_dir(workdir)}: train first '
-                            '(python main.py --config=... --workdir=...)')
-    target = {params_key: abstract_variables['params'],
-              'batch_stats': abstract_variables['batch_stats']}
+      raise CheckpointError(
+          f'No checkpoint in {checkpoint_dir(workdir)}: train first '
+          '(python main.py --config=... --workdir=...)'
+      )
+    target = {
+        params_key: abstract_variables['params'],
+        'batch_stats': abstract_variables['batch_stats'],
+    }
     restore_args = ocp.checkpoint_utils.construct_restore_args(target)
     try:
-      restored = manager.restore(step, args=ocp.args.PyTreeRestore(
-          target, restore_args=restore_args, partial_restore=True))
+      restored = manager.restore(
+          step, args=ocp.args.PyTreeRestore(target, restore_args=restore_args, partial_restore=True)
+      )
     except (ValueError, KeyError, TypeError) as e:
       first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
       raise CheckpointError(
           f'The checkpoint of step {step} in {checkpoint_dir(workdir)} does not fit this '
-          f'model ({first_line[:200]}): use the config that trained it') from e
+          f'model ({first_line[:200]}): use the config that trained it'
+      ) from e
   finally:
     manager.close()
   return {'params': restored[params_key], 'batch_stats': restored['batch_stats']}, step

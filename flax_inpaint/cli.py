@@ -54,8 +54,16 @@ MODE_FLAGS = {
     'train': ('config', 'workdir'),
     'eval': ('workdir', 'model', 'output', 'config'),
     'prepare': ('config',),
-    'inpaint': ('input', 'mask', 'output', 'model', 'workdir', 'mask_threshold', 'overwrite',
-                'config'),
+    'inpaint': (
+        'input',
+        'mask',
+        'output',
+        'model',
+        'workdir',
+        'mask_threshold',
+        'overwrite',
+        'config',
+    ),
     'serve': ('model', 'workdir', 'host', 'port', 'config'),
     'export': ('output', 'model', 'workdir', 'overwrite', 'config'),
     'lr_sweep': ('config', 'workdir'),
@@ -63,8 +71,10 @@ MODE_FLAGS = {
 EXAMPLES = {
     'train': '--config=configs/overfit.py --workdir=/tmp/flax_inpaint_demo',
     'eval': '--workdir=/tmp/flax_inpaint_demo',
-    'prepare': ('--config=configs/full.py --config.data.manual_dir=KAGGLE_ZIP '
-                '--config.data.data_dir=TFDS_DIR'),
+    'prepare': (
+        '--config=configs/full.py --config.data.manual_dir=KAGGLE_ZIP '
+        '--config.data.data_dir=TFDS_DIR'
+    ),
     'inpaint': '--input=photos/ --mask=masks/ --output=repaired/',
     'serve': '--port=8765',
     'export': '--model=album-covers --output=model.fipx',
@@ -87,19 +97,36 @@ def define_flags() -> None:
   """main.py's flags (not at import: the benchmarks import this module for run_app)."""
   if 'workdir' in FLAGS:
     return
-  config_flags.DEFINE_config_file('config', None, 'A config file (configs/*.py). Optional for '
-                                  'eval, inpaint, serve and export: WORKDIR/config.json, '
-                                  'with any --config.FIELD=VALUE on top.', lock_config=True)
+  config_flags.DEFINE_config_file(
+      'config',
+      None,
+      'A config file (configs/*.py). Optional for '
+      'eval, inpaint, serve and export: WORKDIR/config.json, '
+      'with any --config.FIELD=VALUE on top.',
+      lock_config=True,
+  )
   flags.DEFINE_string('workdir', None, 'Checkpoints, config.json, TensorBoard events, eval.')
-  flags.DEFINE_string('model', None, 'eval, inpaint, serve, export: a released model (e.g. '
-                      'album-covers) instead of --workdir; the default without either.')
+  flags.DEFINE_string(
+      'model',
+      None,
+      'eval, inpaint, serve, export: a released model (e.g. '
+      'album-covers) instead of --workdir; the default without either.',
+  )
   flags.DEFINE_enum('mode', 'train', list(MODES), 'What to do.')
   flags.DEFINE_string('input', None, 'inpaint: an image file or a folder of images.')
-  flags.DEFINE_string('mask', None, 'inpaint: mask file or folder (holes where the mask is '
-                      '>= --mask_threshold); omitted: the image alpha channel.')
+  flags.DEFINE_string(
+      'mask',
+      None,
+      'inpaint: mask file or folder (holes where the mask is '
+      '>= --mask_threshold); omitted: the image alpha channel.',
+  )
   flags.DEFINE_integer('mask_threshold', 128, 'inpaint: mask pixels >= this are holes.')
-  flags.DEFINE_string('output', None, 'inpaint: output folder; export: output file; eval '
-                      'of a released model: the folder for its tables.')
+  flags.DEFINE_string(
+      'output',
+      None,
+      'inpaint: output folder; export: output file; eval '
+      'of a released model: the folder for its tables.',
+  )
   flags.DEFINE_bool('overwrite', False, 'inpaint, export: allow replacing existing files.')
   flags.DEFINE_string('host', '127.0.0.1', 'serve: address to bind (local only by default).')
   flags.DEFINE_integer('port', 8765, 'serve: port.')
@@ -151,8 +178,9 @@ def _command(argv, mode) -> str:
 
 def _flag_line(name: str) -> str:
   flag = FLAGS[name]
-  default = '' if flag.default in (None, '') or name == 'config' else (
-      f' (default: {flag.default})')
+  default = (
+      '' if flag.default in (None, '') or name == 'config' else (f' (default: {flag.default})')
+  )
   return f'  --{name:<16}{flag.help}{default}'
 
 
@@ -163,13 +191,24 @@ def help_text(argv, mode: Optional[str] = None) -> str:
     return '\n'.join(
         [f'usage: {_command(argv, "MODE")} [flags]', '', 'modes:']
         + [f'  {m:<{width}}  {description}' for m, description in MODES.items()]
-        + ['', f'{_command(argv, "MODE")} --help: the flags of a mode and an example; '
-           '--helpfull: every mode\'s.'])
+        + [
+            '',
+            f'{_command(argv, "MODE")} --help: the flags of a mode and an example; '
+            "--helpfull: every mode's.",
+        ]
+    )
   return '\n'.join(
-      [f'{_command(argv, mode)}: {MODES[mode]}', '', 'example:',
-       f'  {_command(argv, mode)} {EXAMPLES[mode]}', '', 'flags:']
+      [
+          f'{_command(argv, mode)}: {MODES[mode]}',
+          '',
+          'example:',
+          f'  {_command(argv, mode)} {EXAMPLES[mode]}',
+          '',
+          'flags:',
+      ]
       + [_flag_line(name) for name in MODE_FLAGS[mode]]
-      + ['  --config.FIELD=VALUE  any config field (flax_inpaint/defaults.py lists them)'])
+      + ['  --config.FIELD=VALUE  any config field (flax_inpaint/defaults.py lists them)']
+  )
 
 
 def _maybe_print_help(argv) -> bool:
@@ -194,19 +233,23 @@ def _maybe_print_help(argv) -> bool:
 def _config_flag_error(argv, error) -> str:
   """One line for a --config.* override that failed to parse: the unknown field with a
   suggestion, or the bad value."""
-  from flax_inpaint import defaults  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import defaults
+
   for arg in argv:
     if not arg.startswith('--config.'):
       continue
-    path = arg[len('--config.'):].split('=', 1)[0].split('.')
+    path = arg[len('--config.') :].split('=', 1)[0].split('.')
     node, walked = defaults.get_config(), 'config'
     for name in path:
       if not hasattr(node, 'keys') or name not in node:
-        close = difflib.get_close_matches(name, list(node.keys()) if hasattr(node, 'keys')
-                                          else [], n=1)
+        close = difflib.get_close_matches(
+            name, list(node.keys()) if hasattr(node, 'keys') else [], n=1
+        )
         hint = f' (did you mean "{close[0]}"?)' if close else ''
-        return (f'{arg}: {walked} has no field {name!r}{hint}; flax_inpaint/defaults.py '
-                'lists every field')
+        return (
+            f'{arg}: {walked} has no field {name!r}{hint}; flax_inpaint/defaults.py '
+            'lists every field'
+        )
       node, walked = node[name], f'{walked}.{name}'
   return str(error).splitlines()[0]
 
@@ -225,8 +268,11 @@ def _raised_at(error: BaseException, path: pathlib.Path) -> str:
   """' (line N)' of the last frame of `error` in the file `path`, or ''."""
   if isinstance(error, SyntaxError) and error.lineno:
     return f' (line {error.lineno})'
-  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-           if pathlib.Path(frame.filename).resolve() == path.resolve()]
+  lines = [
+      frame.lineno
+      for frame in traceback.extract_tb(error.__traceback__)
+      if pathlib.Path(frame.filename).resolve() == path.resolve()
+  ]
   return f' (line {lines[-1]})' if lines else ''
 
 
@@ -234,27 +280,33 @@ def _check_config_file_exists(value: Optional[str]) -> None:
   """A missing --config file, in one line (ml_collections would report it only when the
   config is first used, in a traceback)."""
   if value is not None and not pathlib.Path(value.split(':', 1)[0]).expanduser().is_file():
-    raise UsageError(f'--config={value}: no such file (config files are in configs/, e.g. '
-                     '--config=configs/full.py)')
+    raise UsageError(
+        f'--config={value}: no such file (config files are in configs/, e.g. '
+        '--config=configs/full.py)'
+    )
 
 
 def config_file_error(value: str) -> Optional[str]:
   """One line saying why the existing file --config=value cannot give a config (it raises,
   or has no get_config()), or None when it can."""
   path = pathlib.Path(value.split(':', 1)[0]).expanduser()
-  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import config_lib
+
   try:
     config_lib.load_sibling(path, path.stem)
   except AttributeError as e:
     if "has no attribute 'get_config'" in str(e):
-      return (f'--config={value}: defines no get_config(); a config file returns its '
-              'ConfigDict from get_config() (see configs/test.py)')
+      return (
+          f'--config={value}: defines no get_config(); a config file returns its '
+          'ConfigDict from get_config() (see configs/test.py)'
+      )
     return f'--config={value}: loading it raised AttributeError: {e}{_raised_at(e, path)}'
-  except Exception as e:  # pylint: disable=broad-except  # Whatever the user's file raises.
+  except Exception as e:  # Whatever the user's file raises.
     text = e.msg if isinstance(e, SyntaxError) else str(e)
     first = text.splitlines()[0] if text else ''
-    return (f'--config={value}: loading it raised {type(e).__name__}: {first}'
-            f'{_raised_at(e, path)}')
+    return (
+        f'--config={value}: loading it raised {type(e).__name__}: {first}' f'{_raised_at(e, path)}'
+    )
   return None
 
 
@@ -266,9 +318,9 @@ def parse_config_flags(argv) -> List[str]:
     if 'config' in FLAGS and FLAGS['config'].value is not None:
       # A default file (the benchmarks') is not on the command line: checked here.
       _check_config_file_exists(config_flags.get_config_filename(FLAGS['config']))
-      FLAGS.config  # pylint: disable=pointless-statement  # Loads the file and overrides now.
+      FLAGS.config  # Loads the file and overrides now.
     return rest
-  except Exception as e:  # pylint: disable=broad-except  # Sorted into one line below.
+  except Exception as e:  # Sorted into one line below.
     if isinstance(e, UsageError):
       raise
     config_file = _config_file_arg(argv)
@@ -304,7 +356,8 @@ def overridden_saved_config(workdir, overrides):
   """WORKDIR/config.json with `overrides` (--config.FIELD=VALUE) applied, parsed as absl
   parses them on a config file; None when the workdir has no config.json (the mode then
   says so in one line)."""
-  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import config_lib
+
   saved = config_lib.read_config_json(workdir) if workdir else None
   if saved is None:
     return None
@@ -331,27 +384,41 @@ def _mode_config(mode, workdir):
       raise UsageError(f'--mode={mode} needs --config=FILE (e.g. configs/full.py)')
     return config
   if mode not in TRAINED_MODES:
-    raise UsageError(f'{_overrides_without_config[0]}: --mode={mode} needs --config=FILE '
-                     '(e.g. configs/full.py) for overrides to apply to')
+    raise UsageError(
+        f'{_overrides_without_config[0]}: --mode={mode} needs --config=FILE '
+        '(e.g. configs/full.py) for overrides to apply to'
+    )
   return overridden_saved_config(workdir, _overrides_without_config)
 
 
 def _run_trained_mode(mode, config, workdir, eval_dir=None):
   """eval, inpaint, serve, export (`workdir`: a training run or a release folder)."""
   if mode == 'eval':
-    from flax_inpaint import evaluate  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import evaluate
+
     evaluate.run(config, workdir, eval_dir)
   elif mode == 'inpaint':
     if not FLAGS.input or not FLAGS.output:
-      raise UsageError('--mode=inpaint needs --input=IMAGE_OR_FOLDER and --output=FOLDER '
-                       '(and --mask=MASK_OR_FOLDER unless the images have alpha holes)')
-    from flax_inpaint import inpaint  # pylint: disable=g-import-not-at-top
-    failed = inpaint.run(config, workdir, FLAGS.input, FLAGS.mask, FLAGS.output,
-                         mask_threshold=FLAGS.mask_threshold, overwrite=FLAGS.overwrite)
+      raise UsageError(
+          '--mode=inpaint needs --input=IMAGE_OR_FOLDER and --output=FOLDER '
+          '(and --mask=MASK_OR_FOLDER unless the images have alpha holes)'
+      )
+    from flax_inpaint import inpaint
+
+    failed = inpaint.run(
+        config,
+        workdir,
+        FLAGS.input,
+        FLAGS.mask,
+        FLAGS.output,
+        mask_threshold=FLAGS.mask_threshold,
+        overwrite=FLAGS.overwrite,
+    )
     if failed:
       sys.exit(USAGE_ERROR)
   elif mode == 'serve':
-    from flax_inpaint import serve  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import serve
+
     try:
       serve.serve(config, workdir, host=FLAGS.host, port=FLAGS.port)
     except serve.ServeError as e:  # A taken port, an address that cannot be bound.
@@ -359,23 +426,29 @@ def _run_trained_mode(mode, config, workdir, eval_dir=None):
   elif mode == 'export':
     if not FLAGS.output:
       raise UsageError('--mode=export needs --output=FILE')
-    from flax_inpaint import export  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import export
+
     export.run(config, workdir, FLAGS.output, overwrite=FLAGS.overwrite)
 
 
 def _trained_source(mode) -> Tuple[str, Optional[str]]:
   """(the folder a trained mode reads: --workdir, or the release of --model (default
   pretrained.DEFAULT_RELEASE); eval's output folder for a release, else None)."""
-  from flax_inpaint import pretrained  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import pretrained
+
   if FLAGS.model and FLAGS.workdir:
-    raise UsageError(f'--model={FLAGS.model} and --workdir={FLAGS.workdir}: give one of them '
-                     '(--workdir: a training run; --model: a released model)')
+    raise UsageError(
+        f'--model={FLAGS.model} and --workdir={FLAGS.workdir}: give one of them '
+        '(--workdir: a training run; --model: a released model)'
+    )
   if FLAGS.workdir:
     return FLAGS.workdir, None
   release = str(pretrained.release_dir(FLAGS.model or pretrained.DEFAULT_RELEASE))
   if mode == 'eval' and not FLAGS.output:
-    raise UsageError('--mode=eval of the released model needs --output=DIR for its tables '
-                     '(or --workdir=DIR to evaluate a training run)')
+    raise UsageError(
+        '--mode=eval of the released model needs --output=DIR for its tables '
+        '(or --workdir=DIR to evaluate a training run)'
+    )
   return release, FLAGS.output if mode == 'eval' else None
 
 
@@ -386,25 +459,33 @@ def main(argv):
   if mode in TRAINED_MODES:
     workdir, eval_dir = _trained_source(mode)
   elif FLAGS.model:
-    raise UsageError(f'--model is for {", ".join(TRAINED_MODES)}; --mode={mode} trains: to '
-                     'start from a released model pass --config.train.init_from=NAME')
+    raise UsageError(
+        f'--model is for {", ".join(TRAINED_MODES)}; --mode={mode} trains: to '
+        'start from a released model pass --config.train.init_from=NAME'
+    )
   if mode != 'prepare' and not workdir:
     raise UsageError(f'--mode={mode} needs --workdir=DIR')
   config = _mode_config(mode, workdir)
   if config is not None:
-    from flax_inpaint import distributed  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import distributed
+
     distributed.maybe_initialize(config.distributed)
   if mode == 'prepare':
-    from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import input_pipeline
+
     summary = input_pipeline.prepare(config)
-    print(f"album_covers prepared in {config.data.data_dir}: "
-          + ', '.join(f'{k} {v}' for k, v in summary['splits'].items())
-          + f"; skipped {summary['skipped']} files")
+    print(
+        f'album_covers prepared in {config.data.data_dir}: '
+        + ', '.join(f'{k} {v}' for k, v in summary['splits'].items())
+        + f"; skipped {summary['skipped']} files"
+    )
   elif mode == 'train':
-    from flax_inpaint import train  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import train
+
     train.train_and_evaluate(config, workdir)
   elif mode == 'lr_sweep':
-    from flax_inpaint import train  # pylint: disable=g-import-not-at-top
+    from flax_inpaint import train
+
     train.lr_sweep(config, workdir)
   else:
     _run_trained_mode(mode, config, workdir, eval_dir)
@@ -412,14 +493,22 @@ def main(argv):
 
 def _user_errors():
   """The exception types that are the user's to fix: one line, exit status 2."""
-  from flax_inpaint import checkpointing  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import exported  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import image_files  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import vgg  # pylint: disable=g-import-not-at-top
-  return (UsageError, app.UsageError, config_lib.ConfigError, checkpointing.CheckpointError,
-          vgg.WeightsError, image_files.ImageFileError, exported.ExportError,
-          FileNotFoundError)
+  from flax_inpaint import checkpointing
+  from flax_inpaint import config_lib
+  from flax_inpaint import exported
+  from flax_inpaint import image_files
+  from flax_inpaint import vgg
+
+  return (
+      UsageError,
+      app.UsageError,
+      config_lib.ConfigError,
+      checkpointing.CheckpointError,
+      vgg.WeightsError,
+      image_files.ImageFileError,
+      exported.ExportError,
+      FileNotFoundError,
+  )
 
 
 def _fail(message, status):
@@ -439,8 +528,9 @@ def run_app(main_fn, argv, flags_parser=parse_config_flags):
     app.run(quiet_main, argv=argv, flags_parser=flags_parser)
   except UsageError as e:
     _fail(e, USAGE_ERROR)
-  except Exception as e:  # pylint: disable=broad-except
-    from flax_inpaint import loop  # pylint: disable=g-import-not-at-top
+  except Exception as e:
+    from flax_inpaint import loop
+
     if isinstance(e, loop.DivergedError):
       _fail(e, DIVERGED)
     if isinstance(e, _user_errors()):

@@ -34,6 +34,7 @@ class Components:
     tx: the optimizer (None for inference).
     vgg_params: frozen VGG16 params for the loss (None when no VGG term or for inference).
   """
+
   config: ml_collections.FrozenConfigDict
   mesh: jax.sharding.Mesh
   model: models.UNet
@@ -60,8 +61,12 @@ def setup_compilation_cache(cache_dir: str):
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
 
-def build(config: ml_collections.FrozenConfigDict, *, training: bool = True,
-          mesh: Optional[jax.sharding.Mesh] = None) -> Components:
+def build(
+    config: ml_collections.FrozenConfigDict,
+    *,
+    training: bool = True,
+    mesh: Optional[jax.sharding.Mesh] = None,
+) -> Components:
   """Compilation cache, mesh, model and, for training, the optimizer and the loss's VGG16
   params."""
   if not isinstance(config, ml_collections.FrozenConfigDict):
@@ -71,17 +76,24 @@ def build(config: ml_collections.FrozenConfigDict, *, training: bool = True,
   model = models.create_model(config.model, config.impl)
   if not training:
     return Components(config=config, mesh=mesh, model=model)
-  return Components(config=config, mesh=mesh, model=model,
-                    tx=steps.make_optimizer(config.train), vgg_params=load_vgg_params(config))
+  return Components(
+      config=config,
+      mesh=mesh,
+      model=model,
+      tx=steps.make_optimizer(config.train),
+      vgg_params=load_vgg_params(config),
+  )
 
 
 def restore_variables(components: Components, workdir, step=None):
   """The latest (or `step`'s) params and batch_stats of `workdir`: (variables, step). The
   params are the moving average when the run kept one (train.ema_decay)."""
-  abstract = steps.abstract_variables(components.model, components.config.data.image_size,
-                                      components.mesh)
+  abstract = steps.abstract_variables(
+      components.model, components.config.data.image_size, components.mesh
+  )
   return checkpointing.restore_variables(
-      workdir, abstract, step, params_key=steps.inference_params_key(components.config.train))
+      workdir, abstract, step, params_key=steps.inference_params_key(components.config.train)
+  )
 
 
 def trained_source(source, option: str = '--model') -> pathlib.Path:

@@ -73,12 +73,16 @@ def validate(config, *, num_devices=None, mode='train'):
   """Raises ConfigError naming the first bad field."""
   unknown = list(_unknown_fields(config, defaults.get_config()))
   if unknown:
-    raise ConfigError(f'Unknown config field(s): {", ".join("config." + u for u in unknown)}'
-                      ' (flax_inpaint/defaults.py lists every field)')
+    raise ConfigError(
+        f'Unknown config field(s): {", ".join("config." + u for u in unknown)}'
+        ' (flax_inpaint/defaults.py lists every field)'
+    )
   if config.model.size not in models.WIDTHS:
-    raise ConfigError(f'config.model.size={config.model.size!r} is unknown; use one of '
-                      f'{[size for size in models.WIDTHS if size != models.TEST_SIZE]} '
-                      f'({models.TEST_SIZE!r} is for tests)')
+    raise ConfigError(
+        f'config.model.size={config.model.size!r} is unknown; use one of '
+        f'{[size for size in models.WIDTHS if size != models.TEST_SIZE]} '
+        f'({models.TEST_SIZE!r} is for tests)'
+    )
   _choice(config.model.bottleneck, models.BOTTLENECKS, 'model.bottleneck')
   _choice(config.model.norm, models.NORMS, 'model.norm')
   _choice(config.model.upsample, models.UPSAMPLES, 'model.upsample')
@@ -96,36 +100,61 @@ def validate(config, *, num_devices=None, mode='train'):
   _choice(config.inpaint.strategy, STRATEGIES, 'inpaint.strategy')
   multiple = models.size_multiple(config.model)
   if config.data.image_size % multiple:
-    raise ConfigError(f'config.data.image_size={config.data.image_size} is not divisible by '
-                      f'2^levels={multiple} of model.size={config.model.size!r}')
+    raise ConfigError(
+        f'config.data.image_size={config.data.image_size} is not divisible by '
+        f'2^levels={multiple} of model.size={config.model.size!r}'
+    )
   crop = config.data.crop_size
   if crop is not None and (crop <= 0 or crop > config.data.image_size or crop % multiple):
-    raise ConfigError(f'config.data.crop_size={crop} must be at most data.image_size='
-                      f'{config.data.image_size} and divisible by {multiple}, or None')
+    raise ConfigError(
+        f'config.data.crop_size={crop} must be at most data.image_size='
+        f'{config.data.image_size} and divisible by {multiple}, or None'
+    )
   if crop is not None and config.masks.kind == 'files':
-    raise ConfigError("config.data.crop_size needs holes drawn on the device: masks.kind='files' "
-                      'masks are whole images; leave data.crop_size unset')
+    raise ConfigError(
+        "config.data.crop_size needs holes drawn on the device: masks.kind='files' "
+        'masks are whole images; leave data.crop_size unset'
+    )
   if not 0.0 <= config.train.ema_decay < 1.0:
-    raise ConfigError(f'config.train.ema_decay={config.train.ema_decay} must be in [0, 1) '
-                      '(0 = off)')
+    raise ConfigError(
+        f'config.train.ema_decay={config.train.ema_decay} must be in [0, 1) ' '(0 = off)'
+    )
   if mode == 'train':
-    _positive(config, 'train',
-              ('num_steps', 'batch_size', 'checkpoint_every', 'log_every', 'sample_every',
-               'keep_checkpoints', 'lr'))
+    _positive(
+        config,
+        'train',
+        (
+            'num_steps',
+            'batch_size',
+            'checkpoint_every',
+            'log_every',
+            'sample_every',
+            'keep_checkpoints',
+            'lr',
+        ),
+    )
     num_devices = num_devices or jax.device_count()
     if config.train.batch_size % num_devices:
-      raise ConfigError(f'config.train.batch_size={config.train.batch_size} (global) is not '
-                        f'divisible by the {num_devices} devices')
+      raise ConfigError(
+          f'config.train.batch_size={config.train.batch_size} (global) is not '
+          f'divisible by the {num_devices} devices'
+      )
   _positive(config, 'serve', ('max_pixels', 'max_upload_mb'))
   if config.inpaint.crop_margin < 0:
     raise ConfigError(f'config.inpaint.crop_margin={config.inpaint.crop_margin} must be >= 0')
   scales = tuple(config.inpaint.bucket_scales)
   sides = [config.data.image_size * s for s in scales]
-  if (not scales or any(s <= 0 for s in scales) or list(scales) != sorted(set(scales))
-      or any(side != round(side) or round(side) % multiple for side in sides)):
-    raise ConfigError(f'config.inpaint.bucket_scales={scales} must be increasing and give '
-                      f'window sides (x data.image_size={config.data.image_size}) divisible '
-                      f'by {multiple}')
+  if (
+      not scales
+      or any(s <= 0 for s in scales)
+      or list(scales) != sorted(set(scales))
+      or any(side != round(side) or round(side) % multiple for side in sides)
+  ):
+    raise ConfigError(
+        f'config.inpaint.bucket_scales={scales} must be increasing and give '
+        f'window sides (x data.image_size={config.data.image_size}) divisible '
+        f'by {multiple}'
+    )
   try:
     # Training draws holes on the crop: they must fit in it.
     masks.validate_mask_config(config.masks, config.data.crop_size or config.data.image_size)
@@ -137,22 +166,33 @@ def validate(config, *, num_devices=None, mode='train'):
     raise ConfigError(f'config.eval.mask_kinds is empty; use some of {list(masks.EVAL_KINDS)}')
   if config.data.source == 'folder' and not config.data.dir:
     raise ConfigError("config.data.source='folder' needs --config.data.dir=FOLDER")
-  if config.data.source == 'album_covers' and mode in ('train', 'eval') and not (
-      config.data.data_dir or (mode == 'eval' and config.eval.dir)):
-    raise ConfigError('album_covers is not prepared: config.data.data_dir is not set. Run '
-                      '`python main.py --mode=prepare --config=configs/full.py '
-                      '--config.data.manual_dir=KAGGLE_DOWNLOAD --config.data.data_dir=DIR` '
-                      'first and pass --config.data.data_dir=DIR, or train on a folder: '
-                      '--config.data.source=folder --config.data.dir=FOLDER')
+  if (
+      config.data.source == 'album_covers'
+      and mode in ('train', 'eval')
+      and not (config.data.data_dir or (mode == 'eval' and config.eval.dir))
+  ):
+    raise ConfigError(
+        'album_covers is not prepared: config.data.data_dir is not set. Run '
+        '`python main.py --mode=prepare --config=configs/full.py '
+        '--config.data.manual_dir=KAGGLE_DOWNLOAD --config.data.data_dir=DIR` '
+        'first and pass --config.data.data_dir=DIR, or train on a folder: '
+        '--config.data.source=folder --config.data.dir=FOLDER'
+    )
   if len(config.loss.perceptual_layers) != len(config.loss.perceptual_layer_weights):
-    raise ConfigError('config.loss.perceptual_layer_weights needs one weight per entry '
-                      f'of config.loss.perceptual_layers={tuple(config.loss.perceptual_layers)}')
+    raise ConfigError(
+        'config.loss.perceptual_layer_weights needs one weight per entry '
+        f'of config.loss.perceptual_layers={tuple(config.loss.perceptual_layers)}'
+    )
   if config.impl.unet_input_channels < 4:
-    raise ConfigError(f'config.impl.unet_input_channels={config.impl.unet_input_channels} must '
-                      'be >= 4 (RGB + hole mask; 8 pads them for faster GPU convs)')
+    raise ConfigError(
+        f'config.impl.unet_input_channels={config.impl.unet_input_channels} must '
+        'be >= 4 (RGB + hole mask; 8 pads them for faster GPU convs)'
+    )
   if config.impl.vgg_input_channels < 3:
-    raise ConfigError(f'config.impl.vgg_input_channels={config.impl.vgg_input_channels} must '
-                      'be >= 3 (the images\' channels; 8 pads them for faster GPU convs)')
+    raise ConfigError(
+        f'config.impl.vgg_input_channels={config.impl.vgg_input_channels} must '
+        "be >= 3 (the images' channels; 8 pads them for faster GPU convs)"
+    )
   for layer in config.loss.perceptual_layers:
     _choice(layer, vgg.TAPS, 'loss.perceptual_layers')
 
@@ -178,9 +218,12 @@ def resolve(config, *, mode='train') -> ml_collections.FrozenConfigDict:
     if not path.is_file():
       if config.loss.require_vgg:
         raise vgg.WeightsError(vgg.missing_weights_message(path))
-      logging.warning('No VGG16 weights at %s: training WITHOUT the perceptual/style terms '
-                      '(config.json records weight 0). `python -m flax_inpaint.vgg fetch` '
-                      'adds them.', path)
+      logging.warning(
+          'No VGG16 weights at %s: training WITHOUT the perceptual/style terms '
+          '(config.json records weight 0). `python -m flax_inpaint.vgg fetch` '
+          'adds them.',
+          path,
+      )
       config.loss.perceptual_weight = 0.0
       config.loss.style_weight = 0.0
   return ml_collections.FrozenConfigDict(config)
@@ -208,8 +251,10 @@ def write_config_json(config, workdir) -> pathlib.Path:
 def _merge(target, values: Mapping[str, Any], prefix, source):
   for key, value in values.items():
     if key not in target:
-      raise ConfigError(f'{source}: unknown field config.{prefix}{key} (written by another '
-                        'version of flax_inpaint?)')
+      raise ConfigError(
+          f'{source}: unknown field config.{prefix}{key} (written by another '
+          'version of flax_inpaint?)'
+      )
     if isinstance(value, Mapping):
       _merge(target[key], value, f'{prefix}{key}.', source)
     else:
@@ -241,7 +286,8 @@ def check_matches_run(config, workdir, saved=None) -> None:
       raise ConfigError(
           f'config.model.{field}={config.model[field]!r} differs from '
           f'{saved.model[field]!r} in {pathlib.Path(workdir) / CONFIG_FILE}, the run that '
-          'trained these checkpoints: omit --config to use it, or use another --workdir')
+          'trained these checkpoints: omit --config to use it, or use another --workdir'
+      )
 
 
 def config_for_workdir(config, workdir, *, mode) -> ml_collections.FrozenConfigDict:
@@ -250,11 +296,15 @@ def config_for_workdir(config, workdir, *, mode) -> ml_collections.FrozenConfigD
   saved = read_config_json(workdir)
   if config is None:
     if not pathlib.Path(workdir).expanduser().is_dir():
-      raise ConfigError(f'--workdir={workdir}: no such folder: train first (python main.py '
-                        '--config=FILE --workdir=DIR)')
+      raise ConfigError(
+          f'--workdir={workdir}: no such folder: train first (python main.py '
+          '--config=FILE --workdir=DIR)'
+      )
     if saved is None:
-      raise ConfigError(f'{pathlib.Path(workdir) / CONFIG_FILE}: not found (a run of an '
-                        'older version?): pass --config=FILE')
+      raise ConfigError(
+          f'{pathlib.Path(workdir) / CONFIG_FILE}: not found (a run of an '
+          'older version?): pass --config=FILE'
+      )
     config = saved
   else:
     check_matches_run(config, workdir, saved)

@@ -77,6 +77,7 @@ class Window:
   own size rounded up to the model's multiple ('full', and 'crop' windows over the largest
   bucket). scale < 1: the window is shrunk to `scaled_shape` before padding ('resize').
   """
+
   y0: int
   x0: int
   y1: int
@@ -144,8 +145,10 @@ def _check_options(min_window, margin, buckets, multiple, strategy):
   if strategy not in STRATEGIES:
     raise ValueError(f'inpaint.strategy={strategy!r}: use one of {", ".join(STRATEGIES)}')
   if min_window < 1 or margin < 0 or multiple < 1:
-    raise ValueError(f'min_window={min_window}, margin={margin}, multiple={multiple}: '
-                     'min_window and multiple must be >= 1, margin >= 0')
+    raise ValueError(
+        f'min_window={min_window}, margin={margin}, multiple={multiple}: '
+        'min_window and multiple must be >= 1, margin >= 0'
+    )
   if strategy == 'full':
     return
   if not buckets or any(b < 1 or b % multiple for b in buckets):
@@ -172,8 +175,12 @@ def _grow(box: Box, shape, min_window: int, margin: int) -> Box:
 
 
 def _union(boxes: Sequence[Box]) -> Box:
-  return (min(b[0] for b in boxes), min(b[1] for b in boxes),
-          max(b[2] for b in boxes), max(b[3] for b in boxes))
+  return (
+      min(b[0] for b in boxes),
+      min(b[1] for b in boxes),
+      max(b[2] for b in boxes),
+      max(b[3] for b in boxes),
+  )
 
 
 def _component_boxes(components: np.ndarray, hole: Optional[np.ndarray] = None) -> List[Box]:
@@ -182,8 +189,11 @@ def _component_boxes(components: np.ndarray, hole: Optional[np.ndarray] = None) 
   labels, _ = ndimage.label(components, structure=np.ones((3, 3), bool))
   if hole is not None:
     labels[~hole] = 0
-  return [(s[0].start, s[1].start, s[0].stop, s[1].stop)
-          for s in ndimage.find_objects(labels) if s is not None]
+  return [
+      (s[0].start, s[1].start, s[0].stop, s[1].stop)
+      for s in ndimage.find_objects(labels)
+      if s is not None
+  ]
 
 
 def _hole_regions(hole: np.ndarray, margin: int, min_window: int) -> List[Box]:
@@ -203,8 +213,12 @@ def _hole_regions(hole: np.ndarray, margin: int, min_window: int) -> List[Box]:
 def _overlaps(windows: np.ndarray) -> np.ndarray:
   """bool [n, n]: which of the int [n, 4] (y0, x0, y1, x1) windows overlap another."""
   y0, x0, y1, x1 = (windows[:, i] for i in range(4))
-  overlaps = ((y0[:, None] < y1[None]) & (y0[None] < y1[:, None]) &
-              (x0[:, None] < x1[None]) & (x0[None] < x1[:, None]))
+  overlaps = (
+      (y0[:, None] < y1[None])
+      & (y0[None] < y1[:, None])
+      & (x0[:, None] < x1[None])
+      & (x0[None] < x1[:, None])
+  )
   np.fill_diagonal(overlaps, False)
   return overlaps
 
@@ -235,8 +249,15 @@ def _run_shape_and_scale(window: Box, sides, multiple: int, strategy: str):
   return (_fit(scaled_height, sides), _fit(scaled_width, sides)), scale
 
 
-def plan_windows(hole: np.ndarray, *, min_window: int, margin: int, buckets: Sequence[int],
-                 multiple: int, strategy: str) -> List[Window]:
+def plan_windows(
+    hole: np.ndarray,
+    *,
+    min_window: int,
+    margin: int,
+    buckets: Sequence[int],
+    multiple: int,
+    strategy: str,
+) -> List[Window]:
   """Disjoint windows that together cover every hole pixel of a bool [H, W] mask ([] when
   there is no hole). Deterministic: the same mask gives the same windows.
 
@@ -249,10 +270,10 @@ def plan_windows(hole: np.ndarray, *, min_window: int, margin: int, buckets: Seq
     return []
   height, width = hole.shape
   if strategy == 'full':
-    return [Window(0, 0, height, width,
-                   (_round_up(height, multiple), _round_up(width, multiple)))]
-  regions = _merge_overlapping(_hole_regions(hole, margin, min_window), hole.shape,
-                               min_window, margin)
+    return [Window(0, 0, height, width, (_round_up(height, multiple), _round_up(width, multiple)))]
+  regions = _merge_overlapping(
+      _hole_regions(hole, margin, min_window), hole.shape, min_window, margin
+  )
   sides = run_sides(buckets, multiple)
   windows = []
   for region in regions:
@@ -284,28 +305,35 @@ def _resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _shrink_hole(hole: np.ndarray, height: int, width: int) -> np.ndarray:
   """A shrunk pixel is a hole if any hole pixel falls in it: the model never sees damage."""
-  coverage = Image.fromarray(hole.astype(np.float32)).resize(
-      (width, height), Image.Resampling.BOX)
+  coverage = Image.fromarray(hole.astype(np.float32)).resize((width, height), Image.Resampling.BOX)
   return np.asarray(coverage) > 0
 
 
 def _resize_prediction(prediction: np.ndarray, height: int, width: int) -> np.ndarray:
-  channels = [np.asarray(Image.fromarray(np.ascontiguousarray(prediction[..., c], np.float32))
-                         .resize((width, height), Image.Resampling.BICUBIC))
-              for c in range(prediction.shape[-1])]
+  channels = [
+      np.asarray(
+          Image.fromarray(np.ascontiguousarray(prediction[..., c], np.float32)).resize(
+              (width, height), Image.Resampling.BICUBIC
+          )
+      )
+      for c in range(prediction.shape[-1])
+  ]
   return np.stack(channels, axis=-1)
 
 
-def cut_window(image_rgb: np.ndarray, hole: np.ndarray,
-               window: Window) -> Tuple[np.ndarray, np.ndarray]:
+def cut_window(
+    image_rgb: np.ndarray, hole: np.ndarray, window: Window
+) -> Tuple[np.ndarray, np.ndarray]:
   """What the model sees for `window`: (uint8 [*run_shape, 3], bool [*run_shape])."""
   image_crop, hole_crop = image_rgb[window.slices], hole[window.slices]
   if window.scale != 1.0:
     scaled_height, scaled_width = window.scaled_shape
     image_crop = _resize_rgb(image_crop, scaled_height, scaled_width)
     hole_crop = _shrink_hole(hole_crop, scaled_height, scaled_width)
-  return (_pad_bottom_right(image_crop, *window.run_shape),
-          _pad_bottom_right(hole_crop, *window.run_shape))
+  return (
+      _pad_bottom_right(image_crop, *window.run_shape),
+      _pad_bottom_right(hole_crop, *window.run_shape),
+  )
 
 
 def _to_uint8(prediction: np.ndarray) -> np.ndarray:
@@ -314,7 +342,7 @@ def _to_uint8(prediction: np.ndarray) -> np.ndarray:
 
 def _paste(result: np.ndarray, hole: np.ndarray, window: Window, prediction) -> None:
   """Writes the prediction's hole pixels into `result` in place."""
-  prediction = prediction[:window.scaled_shape[0], :window.scaled_shape[1]]
+  prediction = prediction[: window.scaled_shape[0], : window.scaled_shape[1]]
   if window.scale != 1.0:
     prediction = _resize_prediction(prediction, window.height, window.width)
   window_hole = hole[window.slices]
@@ -338,14 +366,22 @@ def _predict_batches(predict: PredictFn, images, holes, batch_size: Optional[int
     predicted = np.asarray(predict(images[take], holes[take]), np.float32)
     if predicted.shape != expected:
       raise ValueError(f'predict returned shape {predicted.shape}, expected {expected}')
-    outputs.append(predicted[:count - start])
+    outputs.append(predicted[: count - start])
   return np.concatenate(outputs)
 
 
-def inpaint_crops(image_rgb: np.ndarray, hole: np.ndarray, predict: PredictFn, *,
-                  min_window: int, margin: int = DEFAULT_MARGIN,
-                  buckets: Optional[Sequence[int]] = None, multiple: int,
-                  strategy: str = 'crop', batch_size: Optional[int] = None) -> np.ndarray:
+def inpaint_crops(
+    image_rgb: np.ndarray,
+    hole: np.ndarray,
+    predict: PredictFn,
+    *,
+    min_window: int,
+    margin: int = DEFAULT_MARGIN,
+    buckets: Optional[Sequence[int]] = None,
+    multiple: int,
+    strategy: str = 'crop',
+    batch_size: Optional[int] = None,
+) -> np.ndarray:
   """Repairs uint8 [H, W, 3] `image_rgb` under bool [H, W] `hole` with the model's `predict`.
 
   Windows of one run shape go to predict together (see `_predict_batches` for
@@ -354,13 +390,20 @@ def inpaint_crops(image_rgb: np.ndarray, hole: np.ndarray, predict: PredictFn, *
   """
   image_rgb, hole = np.asarray(image_rgb), np.asarray(hole, bool)
   if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[-1] != 3:
-    raise ValueError(f'image_rgb: expected uint8 [H, W, 3], got {image_rgb.dtype} '
-                     f'{image_rgb.shape}')
+    raise ValueError(
+        f'image_rgb: expected uint8 [H, W, 3], got {image_rgb.dtype} ' f'{image_rgb.shape}'
+    )
   if hole.shape != image_rgb.shape[:2]:
     raise ValueError(f'hole is {hole.shape} but the image is {image_rgb.shape[:2]}')
   buckets = default_buckets(min_window) if buckets is None else tuple(buckets)
-  windows = plan_windows(hole, min_window=min_window, margin=margin, buckets=buckets,
-                         multiple=multiple, strategy=strategy)
+  windows = plan_windows(
+      hole,
+      min_window=min_window,
+      margin=margin,
+      buckets=buckets,
+      multiple=multiple,
+      strategy=strategy,
+  )
   _assert_disjoint(windows)
   by_shape = collections.defaultdict(list)
   for window in windows:
@@ -368,8 +411,9 @@ def inpaint_crops(image_rgb: np.ndarray, hole: np.ndarray, predict: PredictFn, *
   result = image_rgb.copy()
   for group in by_shape.values():
     inputs = [cut_window(image_rgb, hole, window) for window in group]
-    predictions = _predict_batches(predict, [i for i, _ in inputs], [h for _, h in inputs],
-                                   batch_size)
+    predictions = _predict_batches(
+        predict, [i for i, _ in inputs], [h for _, h in inputs], batch_size
+    )
     for window, prediction in zip(group, predictions):
       _paste(result, hole, window, prediction)
   return result

@@ -8,8 +8,13 @@ import jax
 
 # What JAX's own SLURM detection reads (jax._src.clusters.slurm_cluster): a job step started
 # by srun. An salloc shell or a batch script outside srun has SLURM_JOB_ID but not these.
-SLURM_STEP_VARIABLES = ('SLURM_JOB_ID', 'SLURM_STEP_NODELIST', 'SLURM_NTASKS', 'SLURM_PROCID',
-                        'SLURM_LOCALID')
+SLURM_STEP_VARIABLES = (
+    'SLURM_JOB_ID',
+    'SLURM_STEP_NODELIST',
+    'SLURM_NTASKS',
+    'SLURM_PROCID',
+    'SLURM_LOCALID',
+)
 
 
 def _count(environ, name) -> int:
@@ -56,8 +61,7 @@ def maybe_initialize(distributed_config) -> bool:
     kwargs['num_processes'] = distributed_config.num_processes
   if distributed_config.process_id is not None:
     kwargs['process_id'] = distributed_config.process_id
-  logging.info('jax.distributed.initialize(%s)%s', kwargs,
-               f': {detected}' if detected else '')
+  logging.info('jax.distributed.initialize(%s)%s', kwargs, f': {detected}' if detected else '')
   try:
     jax.distributed.initialize(**kwargs)
   except ValueError as e:
@@ -66,8 +70,13 @@ def maybe_initialize(distributed_config) -> bool:
         'cluster launch (srun with several tasks, mpirun, JAX_COORDINATOR_ADDRESS), set '
         '--config.distributed.coordinator_address=HOST:PORT, '
         '--config.distributed.num_processes and --config.distributed.process_id, or leave '
-        '--config.distributed.initialize unset for one process.') from e
-  logging.info('jax.distributed: process %d of %d, %d local / %d global devices',
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
+        '--config.distributed.initialize unset for one process.'
+    ) from e
+  logging.info(
+      'jax.distributed: process %d of %d, %d local / %d global devices',
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+  )
   return True

@@ -51,9 +51,14 @@ def export_program(model, variables, multiple: int, platforms=PLATFORMS):
 
 def _meta(config, options: api.InferenceOptions, step: int) -> dict:
   options = dataclasses.asdict(options)
-  return {**{key: options[key] for key in exported.OPTION_KEYS},
-          'bucket_scales': list(options['bucket_scales']), 'step': step,
-          'platforms': list(PLATFORMS), 'model': dict(config.model), 'jax': jax.__version__}
+  return {
+      **{key: options[key] for key in exported.OPTION_KEYS},
+      'bucket_scales': list(options['bucket_scales']),
+      'step': step,
+      'platforms': list(PLATFORMS),
+      'model': dict(config.model),
+      'jax': jax.__version__,
+  }
 
 
 def run(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
@@ -69,12 +74,18 @@ def run(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
   options = api.InferenceOptions.from_config(config, models.size_multiple(config.model))
   program, leaves = export_program(components.model, variables, options.multiple)
   exported.write(output, _meta(config, options, step), leaves, program)
-  logging.info('Exported the checkpoint of step %d (strategy %r, windows %s) to %s', step,
-               options.strategy, ', '.join(f'{s}x{s}' for s in options.buckets), output)
+  logging.info(
+      'Exported the checkpoint of step %d (strategy %r, windows %s) to %s',
+      step,
+      options.strategy,
+      ', '.join(f'{s}x{s}' for s in options.buckets),
+      output,
+  )
   print(output)
   return output
 
 
 if __name__ == '__main__':
-  from flax_inpaint import cli  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import cli
+
   cli.run([sys.argv[0], 'export'] + sys.argv[1:])

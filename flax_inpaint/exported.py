@@ -38,13 +38,17 @@ def check_output(path, *, overwrite: bool) -> pathlib.Path:
   overwrite), a folder, or a parent folder that does not exist."""
   path = pathlib.Path(path).expanduser()
   if path.is_dir():
-    raise ExportError(f'--output={path}: is a folder; name the file to write, e.g. '
-                      f'--output={path / "model.fipx"}')
+    raise ExportError(
+        f'--output={path}: is a folder; name the file to write, e.g. '
+        f'--output={path / "model.fipx"}'
+    )
   if not path.parent.is_dir():
     raise ExportError(f'--output={path}: no such folder {path.parent}: create it first')
   if path.exists() and not overwrite:
-    raise ExportError(f'--output={path}: already exists: choose another file, or pass '
-                      '--overwrite to replace it')
+    raise ExportError(
+        f'--output={path}: already exists: choose another file, or pass '
+        '--overwrite to replace it'
+    )
   return path
 
 
@@ -70,9 +74,11 @@ def _check_format(path, meta) -> None:
   if meta.get('format') != FORMAT:
     raise ExportError(f'{path}: not a flax_inpaint export (format {meta.get("format")!r})')
   if meta.get('format_version') != FORMAT_VERSION:
-    raise ExportError(f'{path}: a flax_inpaint export of format version '
-                      f'{meta.get("format_version")!r}, this version reads '
-                      f'{FORMAT_VERSION}: export it again (python main.py --mode=export)')
+    raise ExportError(
+        f'{path}: a flax_inpaint export of format version '
+        f'{meta.get("format_version")!r}, this version reads '
+        f'{FORMAT_VERSION}: export it again (python main.py --mode=export)'
+    )
 
 
 def _read(path):
@@ -86,8 +92,10 @@ def _read(path):
   except (OSError, KeyError, zipfile.BadZipFile, ValueError) as e:
     if isinstance(e, ExportError):
       raise
-    raise ExportError(f'{path}: not a readable flax_inpaint export ({type(e).__name__}: '
-                      f'{e}); export it again with python -m flax_inpaint.export') from e
+    raise ExportError(
+        f'{path}: not a readable flax_inpaint export ({type(e).__name__}: '
+        f'{e}); export it again with python -m flax_inpaint.export'
+    ) from e
   return meta, leaves, program
 
 
@@ -98,7 +106,8 @@ def load(path):
   any H and W that are multiples of the model's size multiple (each new shape compiles
   once); the options are the workdir's, strategy included.
   """
-  from flax_inpaint import api  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import api
+
   meta, leaves, program = _read(path)
   exported = jax.export.deserialize(bytearray(program))
   device_leaves = [jax.device_put(leaf) for leaf in leaves]
@@ -106,8 +115,10 @@ def load(path):
 
   def predict(images, holes):
     if images.shape[1] % multiple or images.shape[2] % multiple:
-      raise ValueError(f'{path}: windows must have sides that are multiples of {multiple}, '
-                       f'got {images.shape[1]}x{images.shape[2]}')
+      raise ValueError(
+          f'{path}: windows must have sides that are multiples of {multiple}, '
+          f'got {images.shape[1]}x{images.shape[2]}'
+      )
     return np.asarray(exported.call(device_leaves, images, holes))
 
   values = {key: meta[key] for key in OPTION_KEYS}

@@ -31,14 +31,31 @@ from typing import Iterable, List, Optional, Tuple
 import warnings
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags
+from PIL import Image
+from PIL import ImageOps
 
 LAYOUTS = ('L', 'LA', 'RGB', 'RGBA')
 # Masks covering more than this fraction of the image are probably inverted.
 MAX_HOLE_FRACTION = 0.5
 # Colour spaces whose ICC profile still describes the pixels after reading.
-_ICC_KEEPING_MODES = ('1', 'L', 'LA', 'La', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'P', 'PA', 'I',
-                      'I;16', 'I;16L', 'I;16B', 'I;16N')
+_ICC_KEEPING_MODES = (
+    '1',
+    'L',
+    'LA',
+    'La',
+    'RGB',
+    'RGBA',
+    'RGBa',
+    'RGBX',
+    'P',
+    'PA',
+    'I',
+    'I;16',
+    'I;16L',
+    'I;16B',
+    'I;16N',
+)
 _SIXTEEN_BIT_GREY = ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
 # Raw modes whose number counts bits per pixel (5-6-5 BMPs), not per channel.
 _PACKED_RAW_MODES = ('RGB;15', 'RGB;16', 'BGR;15', 'BGR;16', 'RGBA;15', 'BGRA;15')
@@ -69,6 +86,7 @@ class UserImage:
     icc_profile: the file's ICC colour profile, to write with the result (None: none, or
       one that no longer applies, e.g. a CMYK profile after conversion to RGB).
   """
+
   pixels: np.ndarray
   mode: str
   bit_depth: int
@@ -148,8 +166,9 @@ def to_layout(image: Image.Image, raw_mode: str, path) -> Tuple[np.ndarray, str]
     values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
     return (values >> 8).astype(np.uint8), 'L'
   if mode == 'F':
-    raise ImageFileError(f'{path}: floating-point images are not supported: save it with 8 '
-                         'or 16 bits per channel')
+    raise ImageFileError(
+        f'{path}: floating-point images are not supported: save it with 8 ' 'or 16 bits per channel'
+    )
   if mode == 'RGBA' and raw_mode.startswith('LA'):
     mode = 'LA'  # PIL opens 16-bit greyscale + alpha PNGs as RGBA.
   elif mode == '1':
@@ -180,8 +199,9 @@ def read_image(path) -> UserImage:
   bit_depth = _file_bit_depth(image.mode, raw_mode)
   pixels, layout = to_layout(image, raw_mode, path)
   if bit_depth > 8:
-    warnings.warn(f'{path} is {bit_depth}-bit: repaired at 8 bits per channel',
-                  ImageFileWarning, stacklevel=2)
+    warnings.warn(
+        f'{path} is {bit_depth}-bit: repaired at 8 bits per channel', ImageFileWarning, stacklevel=2
+    )
   return UserImage(pixels, layout, bit_depth, path, transposed, icc_profile_of(image))
 
 
@@ -191,8 +211,7 @@ _LAYOUT_OF_CHANNELS = {None: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}
 def layout_of(pixels: np.ndarray) -> str:
   """'L', 'LA', 'RGB' or 'RGBA' for uint8 [H, W], [H, W, 2], [H, W, 3], [H, W, 4]."""
   channels = pixels.shape[-1] if pixels.ndim == 3 else None
-  if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (
-      channels not in _LAYOUT_OF_CHANNELS):
+  if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (channels not in _LAYOUT_OF_CHANNELS):
     raise ValueError(f'expected uint8 H x W (x 2, 3 or 4), got {pixels.dtype} {pixels.shape}')
   return _LAYOUT_OF_CHANNELS[channels]
 
@@ -213,18 +232,21 @@ def rgb_of(pixels: np.ndarray) -> np.ndarray:
 def _luma(rgb: np.ndarray) -> np.ndarray:
   """ITU-R 601 luma exactly as PIL's convert('L') computes it (16-bit fixed point)."""
   rgb = rgb.astype(np.uint32)
-  return ((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000)
-          >> 16).astype(np.uint8)
+  return ((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16).astype(
+      np.uint8
+  )
 
 
-def restore_layout(user_image: UserImage, repaired_rgb: np.ndarray, hole: np.ndarray, *,
-                   opaque_holes: bool = False) -> np.ndarray:
+def restore_layout(
+    user_image: UserImage, repaired_rgb: np.ndarray, hole: np.ndarray, *, opaque_holes: bool = False
+) -> np.ndarray:
   """The repair in the file's layout: see `restore_pixels`."""
   return restore_pixels(user_image.pixels, repaired_rgb, hole, opaque_holes=opaque_holes)
 
 
-def restore_pixels(pixels: np.ndarray, repaired_rgb: np.ndarray, hole: np.ndarray, *,
-                   opaque_holes: bool = False) -> np.ndarray:
+def restore_pixels(
+    pixels: np.ndarray, repaired_rgb: np.ndarray, hole: np.ndarray, *, opaque_holes: bool = False
+) -> np.ndarray:
   """uint8 `pixels` (any of the LAYOUTS) with the hole pixels of uint8 [H, W, 3]
   `repaired_rgb` (as luma for greyscale); every other pixel, and alpha, exactly as given.
 
@@ -233,8 +255,9 @@ def restore_pixels(pixels: np.ndarray, repaired_rgb: np.ndarray, hole: np.ndarra
   """
   layout = layout_of(pixels)
   if repaired_rgb.shape != pixels.shape[:2] + (3,) or hole.shape != pixels.shape[:2]:
-    raise ValueError(f'repaired {repaired_rgb.shape} and hole {hole.shape} do not fit '
-                     f'pixels {pixels.shape}')
+    raise ValueError(
+        f'repaired {repaired_rgb.shape} and hole {hole.shape} do not fit ' f'pixels {pixels.shape}'
+    )
   restored = pixels.copy()
   if layout in ('L', 'LA'):
     grey = restored if layout == 'L' else restored[..., 0]
@@ -290,8 +313,9 @@ def read_mask(path, *, threshold: int = 128, image: Optional[UserImage] = None) 
   return hole
 
 
-def check_hole(hole: np.ndarray, image: UserImage, *, mask_path=None,
-               mask_exif_transposed: bool = False) -> None:
+def check_hole(
+    hole: np.ndarray, image: UserImage, *, mask_path=None, mask_exif_transposed: bool = False
+) -> None:
   """Checks a hole mask (from `mask_path`, or None: from the image's alpha) against its image.
 
   Raises:
@@ -302,17 +326,25 @@ def check_hole(hole: np.ndarray, image: UserImage, *, mask_path=None,
   """
   if hole.shape != image.pixels.shape[:2]:
     oriented = ' (after EXIF orientation)' if image.exif_transposed or mask_exif_transposed else ''
-    raise MaskError(f'mask {mask_path} is {hole.shape[1]}x{hole.shape[0]} but image '
-                    f'{image.path} is {image.width}x{image.height}{oriented}: they must match')
+    raise MaskError(
+        f'mask {mask_path} is {hole.shape[1]}x{hole.shape[0]} but image '
+        f'{image.path} is {image.width}x{image.height}{oriented}: they must match'
+    )
   source = mask_path if mask_path is not None else f'{image.path} (alpha < 128)'
   fraction = hole.mean()
   if fraction == 0:
-    warnings.warn(f'{source}: no hole pixels: {image.path} is copied through unchanged',
-                  ImageFileWarning, stacklevel=2)
+    warnings.warn(
+        f'{source}: no hole pixels: {image.path} is copied through unchanged',
+        ImageFileWarning,
+        stacklevel=2,
+    )
   elif fraction > MAX_HOLE_FRACTION:
-    warnings.warn(f'{source}: holes cover {100 * fraction:.1f}% of {image.path} (more than '
-                  f'{100 * MAX_HOLE_FRACTION:.0f}%): is the mask inverted? Holes are white',
-                  ImageFileWarning, stacklevel=2)
+    warnings.warn(
+        f'{source}: holes cover {100 * fraction:.1f}% of {image.path} (more than '
+        f'{100 * MAX_HOLE_FRACTION:.0f}%): is the mask inverted? Holes are white',
+        ImageFileWarning,
+        stacklevel=2,
+    )
 
 
 def _clash_key(path: pathlib.Path) -> str:
@@ -325,8 +357,9 @@ def _file_id(path: pathlib.Path):
   return stat.st_dev, stat.st_ino
 
 
-def output_paths(inputs: Iterable, output_dir, *, overwrite: bool = False,
-                 root=None) -> List[pathlib.Path]:
+def output_paths(
+    inputs: Iterable, output_dir, *, overwrite: bool = False, root=None
+) -> List[pathlib.Path]:
   """The PNG each input is written to: OUTPUT/<stem>.png, or OUTPUT/<name>.png for every
   input whose stem another input shares (a.jpg, a.png -> a.jpg.png, a.png.png), whatever
   the order of `inputs`. root: the folder the inputs were found in; outputs then keep their
@@ -338,18 +371,20 @@ def output_paths(inputs: Iterable, output_dir, *, overwrite: bool = False,
   """
   inputs = [pathlib.Path(p) for p in inputs]
   output_dir = pathlib.Path(output_dir)
-  folders = [output_dir / p.parent.relative_to(root) if root is not None else output_dir
-             for p in inputs]
+  folders = [
+      output_dir / p.parent.relative_to(root) if root is not None else output_dir for p in inputs
+  ]
   by_stem = [folder / f'{p.stem}.png' for folder, p in zip(folders, inputs)]
   stem_counts = collections.Counter(_clash_key(o) for o in by_stem)
-  outputs = [folder / f'{p.name}.png' if stem_counts[_clash_key(o)] > 1 else o
-             for folder, p, o in zip(folders, inputs, by_stem)]
+  outputs = [
+      folder / f'{p.name}.png' if stem_counts[_clash_key(o)] > 1 else o
+      for folder, p, o in zip(folders, inputs, by_stem)
+  ]
   first_input = {}
   for source, output in zip(inputs, outputs):
     other = first_input.setdefault(_clash_key(output), source)
     if other != source:
-      raise ImageFileError(f'{other} and {source} would both be written to {output}: '
-                           'rename one')
+      raise ImageFileError(f'{other} and {source} would both be written to {output}: ' 'rename one')
   _check_overwrites(inputs, outputs, overwrite)
   return outputs
 
@@ -362,10 +397,14 @@ def _check_overwrites(inputs, outputs, overwrite: bool) -> None:
     if overwrite or not output.exists():
       continue
     if _file_id(output) in input_ids:
-      raise ImageFileError(f'{output}: is an input image and would be overwritten: choose '
-                           'another output folder, or pass --overwrite')
-    raise ImageFileError(f'{output}: already exists: choose another output folder, or pass '
-                         '--overwrite to replace it')
+      raise ImageFileError(
+          f'{output}: is an input image and would be overwritten: choose '
+          'another output folder, or pass --overwrite'
+      )
+    raise ImageFileError(
+        f'{output}: already exists: choose another output folder, or pass '
+        '--overwrite to replace it'
+    )
 
 
 def write_png(array: np.ndarray, path, *, icc_profile: Optional[bytes] = None) -> pathlib.Path:

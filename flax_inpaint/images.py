@@ -77,8 +77,9 @@ def decode(data: bytes, *, name='<bytes>', size=None, fit='crop', min_size=1) ->
     reason = re.sub(r'\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>', '', str(e))
     raise BadImageError(f'{name}: not a decodable image ({type(e).__name__}: {reason})') from e
   if min(image.size) < min_size:
-    raise BadImageError(f'{name}: {image.size[0]}x{image.size[1]} is smaller than '
-                        f'data.min_size={min_size}')
+    raise BadImageError(
+        f'{name}: {image.size[0]}x{image.size[1]} is smaller than ' f'data.min_size={min_size}'
+    )
   image = Image.fromarray(to_rgb_uint8(image))
   return np.asarray(fit_square(image, size, fit) if size else image, np.uint8)
 
@@ -107,12 +108,11 @@ def grid(rows: Iterable[Iterable[np.ndarray]], pad: int = 2) -> np.ndarray:
   rows = [[_to_uint8(im) for im in row] for row in rows]
   height, width = rows[0][0].shape[:2]
   ncols = max(len(r) for r in rows)
-  out = np.full((len(rows) * (height + pad) + pad, ncols * (width + pad) + pad, 3), 255,
-                np.uint8)
+  out = np.full((len(rows) * (height + pad) + pad, ncols * (width + pad) + pad, 3), 255, np.uint8)
   for i, row in enumerate(rows):
     for j, im in enumerate(row):
       y, x = pad + i * (height + pad), pad + j * (width + pad)
-      out[y:y + height, x:x + width] = im
+      out[y : y + height, x : x + width] = im
   return out
 
 
@@ -127,8 +127,17 @@ def _to_uint8(image) -> np.ndarray:
 
 def sample_photos(size: int) -> np.ndarray:
   """scikit-image's 8 bundled colour images, centre-cropped and resized: [8, s, s, 3]."""
-  import skimage.data  # pylint: disable=g-import-not-at-top
-  names = ('astronaut', 'chelsea', 'coffee', 'hubble_deep_field', 'immunohistochemistry',
-           'retina', 'rocket', 'colorwheel')
+  import skimage.data
+
+  names = (
+      'astronaut',
+      'chelsea',
+      'coffee',
+      'hubble_deep_field',
+      'immunohistochemistry',
+      'retina',
+      'rocket',
+      'colorwheel',
+  )
   photos = [fit_square(Image.fromarray(getattr(skimage.data, n)()), size) for n in names]
   return np.stack([np.asarray(p.convert('RGB'), np.uint8) for p in photos])

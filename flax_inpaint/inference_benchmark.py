@@ -57,14 +57,14 @@ def case_inputs(width, height, count, side, seed=0):
   """A smooth photo-like image and `count` square holes spread over it."""
   rng = np.random.default_rng(seed)
   small = rng.integers(0, 256, (12, 16, 3), np.uint8)
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  image = np.asarray(Image.fromarray(small).resize((width, height),
-                                                   Image.Resampling.BICUBIC))
+  from PIL import Image
+
+  image = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC))
   hole = np.zeros((height, width), bool)
   for i in range(count):  # On a diagonal: far apart, one window each.
     y = (i + 1) * height // (count + 1) - side // 2
     x = (i + 1) * width // (count + 1) - side // 2
-    hole[y:y + side, x:x + side] = True
+    hole[y : y + side, x : x + side] = True
   return image, hole
 
 
@@ -94,7 +94,8 @@ def _classical_seconds(image, hole, repeats) -> dict:
   for method in api.CLASSICAL_METHODS:
     api.classical_inpaint_array(image, hole, method)
     times[method] = _median_seconds(
-        lambda m=method: api.classical_inpaint_array(image, hole, m), repeats)
+        lambda m=method: api.classical_inpaint_array(image, hole, m), repeats
+    )
   return times
 
 
@@ -107,30 +108,46 @@ def run_case(config, workdir, case, repeats, model=None) -> dict:
   first_s = time.perf_counter() - start
   ours_s = _median_seconds(lambda: inpainter.inpaint(image, hole), repeats)
   classical = _classical_seconds(image, hole, repeats)
-  return {'case': case, 'width': width, 'height': height, 'holes': f'{count}x{side}x{side}',
-          'strategy': inpainter.options.strategy,
-          'model': model or config.model.size, 'weights': model or workdir or 'random',
-          'seconds': round(ours_s, 4), 'first_call_seconds': round(first_s, 3),
-          'opencv_ns_seconds': round(classical['ns'], 4),
-          'opencv_telea_seconds': round(classical['telea'], 4),
-          'pushpull_seconds': round(classical['pushpull'], 4),
-          'windows': sorted({s[1] for s in inpainter.program_shapes}),
-          'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-          'cpu_count': os.cpu_count(), 'device': jax.devices()[0].device_kind,
-          'jax': jax.__version__}
+  return {
+      'case': case,
+      'width': width,
+      'height': height,
+      'holes': f'{count}x{side}x{side}',
+      'strategy': inpainter.options.strategy,
+      'model': model or config.model.size,
+      'weights': model or workdir or 'random',
+      'seconds': round(ours_s, 4),
+      'first_call_seconds': round(first_s, 3),
+      'opencv_ns_seconds': round(classical['ns'], 4),
+      'opencv_telea_seconds': round(classical['telea'], 4),
+      'pushpull_seconds': round(classical['pushpull'], 4),
+      'windows': sorted({s[1] for s in inpainter.program_shapes}),
+      'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+      'cpu_count': os.cpu_count(),
+      'device': jax.devices()[0].device_kind,
+      'jax': jax.__version__,
+  }
 
 
 def main(argv):
   del argv
   if FLAGS.one:
-    print(json.dumps(run_case(FLAGS.config, FLAGS.workdir, FLAGS.cases[0], FLAGS.repeats,
-                              FLAGS.model)), flush=True)
+    print(
+        json.dumps(
+            run_case(FLAGS.config, FLAGS.workdir, FLAGS.cases[0], FLAGS.repeats, FLAGS.model)
+        ),
+        flush=True,
+    )
     return
   passed = [a for a in sys.argv[1:] if not a.startswith('--cases')]
   for case in FLAGS.cases:
-    out = subprocess.run([sys.executable, '-m', 'flax_inpaint.inference_benchmark', '--one',
-                          f'--cases={case}'] + passed, capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, '-m', 'flax_inpaint.inference_benchmark', '--one', f'--cases={case}']
+        + passed,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode:
       sys.exit(f'case {case} failed:\n{out.stderr[-3000:]}')
     print(out.stdout.strip().splitlines()[-1], flush=True)

@@ -32,7 +32,6 @@ from flax_inpaint import api
 from flax_inpaint import image_files
 from flax_inpaint import images as images_lib
 
-
 # Lists the results written in an output folder: {"results": {relative path: sha256}}.
 RESULTS_FILE = '.flax_inpaint_results.json'
 
@@ -82,8 +81,11 @@ def _inputs(input_path) -> Tuple[List[pathlib.Path], Optional[pathlib.Path]]:
   """The image files to repair, and the folder they were found in (None for a file)."""
   input_path = pathlib.Path(input_path).expanduser()
   if input_path.is_dir():
-    return [p for p in images_lib.list_image_files(input_path)
-            if p.suffix.lower() in images_lib.IMAGE_SUFFIXES], input_path
+    return [
+        p
+        for p in images_lib.list_image_files(input_path)
+        if p.suffix.lower() in images_lib.IMAGE_SUFFIXES
+    ], input_path
   if input_path.is_file():
     return [input_path], None
   raise FileNotFoundError(f'--input={input_path}: no such file or folder')
@@ -102,22 +104,25 @@ def _mask_finder(mask_path):
 
   def find(image_path):
     if image_path.stem not in by_stem:
-      raise image_files.MaskError(f'{image_path}: no mask named {image_path.stem}.* in '
-                                  f'--mask={mask_path}')
+      raise image_files.MaskError(
+          f'{image_path}: no mask named {image_path.stem}.* in ' f'--mask={mask_path}'
+      )
     return by_stem[image_path.stem]
 
   return find
 
 
-def repair_file(inpainter: api.Inpainter, image_path, mask_path, output_path, *,
-                mask_threshold: int) -> pathlib.Path:
+def repair_file(
+    inpainter: api.Inpainter, image_path, mask_path, output_path, *, mask_threshold: int
+) -> pathlib.Path:
   """Reads, repairs and writes one image. Raises image_files.ImageFileError (one line)."""
   image = image_files.read_image(image_path)
   if mask_path is None:
     hole = image_files.alpha_hole(image)
     if hole is None:
-      raise image_files.MaskError(f'{image_path}: no --mask given and the image has no '
-                                  'alpha channel')
+      raise image_files.MaskError(
+          f'{image_path}: no --mask given and the image has no ' 'alpha channel'
+      )
     image_files.check_hole(hole, image)
   else:
     hole = image_files.read_mask(mask_path, threshold=mask_threshold, image=image)
@@ -129,8 +134,12 @@ def _without_earlier_results(inputs, output_dir) -> List[pathlib.Path]:
   """`inputs` less the results of earlier runs in output_dir, with one log line."""
   skipped = set(earlier_results(inputs, output_dir))
   if skipped:
-    logging.info('Skipping %d file(s) in %s that an earlier run wrote (listed in %s)',
-                 len(skipped), output_dir, RESULTS_FILE)
+    logging.info(
+        'Skipping %d file(s) in %s that an earlier run wrote (listed in %s)',
+        len(skipped),
+        output_dir,
+        RESULTS_FILE,
+    )
   return [p for p in inputs if p not in skipped]
 
 
@@ -139,8 +148,9 @@ def _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold):
   try:
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter('always', image_files.ImageFileWarning)
-      written = repair_file(inpainter, image_path, find_mask(image_path), output_path,
-                            mask_threshold=mask_threshold)
+      written = repair_file(
+          inpainter, image_path, find_mask(image_path), output_path, mask_threshold=mask_threshold
+      )
     for warning in caught:
       print(f'warning: {warning.message}', file=sys.stderr)
     print(written, flush=True)
@@ -153,14 +163,26 @@ def _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold):
 def failure_summary(failed: int, total: int) -> str:
   """The last line of a run where some inputs failed."""
   if failed == total:
-    return ('the image could not be repaired (see above)' if total == 1 else
-            f'none of the {total} images could be repaired (see above)')
-  return (f'{failed} of {total} image(s) could not be repaired (see above); the others '
-          'were written')
+    return (
+        'the image could not be repaired (see above)'
+        if total == 1
+        else f'none of the {total} images could be repaired (see above)'
+    )
+  return (
+      f'{failed} of {total} image(s) could not be repaired (see above); the others ' 'were written'
+  )
 
 
-def run(config, workdir, input_path, mask_path, output_dir, *, mask_threshold: int = 128,
-        overwrite: bool = False) -> int:
+def run(
+    config,
+    workdir,
+    input_path,
+    mask_path,
+    output_dir,
+    *,
+    mask_threshold: int = 128,
+    overwrite: bool = False,
+) -> int:
   """Repairs every input; prints each path written. Returns the number of failed inputs."""
   output_dir = pathlib.Path(output_dir).expanduser()
   inputs, root = _inputs(input_path)
@@ -168,8 +190,7 @@ def run(config, workdir, input_path, mask_path, output_dir, *, mask_threshold: i
   outputs = image_files.output_paths(inputs, output_dir, overwrite=overwrite, root=root)
   find_mask = _mask_finder(mask_path)
   inpainter = api.Inpainter.from_workdir(workdir, config)
-  logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(inputs),
-               inpainter.step)
+  logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(inputs), inpainter.step)
   written = []
   try:
     for image_path, output_path in zip(inputs, outputs):

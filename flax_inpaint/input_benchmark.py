@@ -1,7 +1,7 @@
 """Throughput of the input pipeline alone (no model): images per second per core.
 
-  python -m flax_inpaint.input_benchmark --benchmark=folder --dir=IMAGES --threads=1
-  python -m flax_inpaint.input_benchmark --benchmark=album_covers --data_dir=TFDS_DIR
+python -m flax_inpaint.input_benchmark --benchmark=folder --dir=IMAGES --threads=1
+python -m flax_inpaint.input_benchmark --benchmark=album_covers --data_dir=TFDS_DIR
 """
 
 import argparse
@@ -35,7 +35,8 @@ def main(argv=None):
   parser.add_argument('--batches', type=int, default=50)
   parser.add_argument('--threads', type=int, default=0, help='0 = all cores')
   args = parser.parse_args(argv)
-  from flax_inpaint import defaults  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import defaults
+
   config = defaults.get_config()
   config.data.source = args.benchmark
   config.data.dir = args.dir
@@ -53,9 +54,13 @@ def main(argv=None):
     parser.exit(2, f'error: {str(e).splitlines()[0]}\n')
   ds = ds.with_options(options)
   result = benchmark(ds, args.batches, args.batch)
-  result.update(source=args.benchmark, cores=cores, batch=args.batch,
-                image_size=args.image_size,
-                images_per_s_per_core=result['images_per_s'] / cores)
+  result.update(
+      source=args.benchmark,
+      cores=cores,
+      batch=args.batch,
+      image_size=args.image_size,
+      images_per_s_per_core=result['images_per_s'] / cores,
+  )
   print(json.dumps(result))
   return 0
 

@@ -10,8 +10,8 @@ import io
 import json
 import pathlib
 import threading
-import zipfile
 from typing import List, Optional
+import zipfile
 
 from absl import logging
 import jax
@@ -54,8 +54,9 @@ class SkipCounter:
     return len(self.names)
 
   def summary(self) -> str:
-    return (f'{self.what}: {self.count} undecodable file(s) skipped so far'
-            + (f', e.g. {self.names[0]}' if self.names else ''))
+    return f'{self.what}: {self.count} undecodable file(s) skipped so far' + (
+        f', e.g. {self.names[0]}' if self.names else ''
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -84,10 +85,10 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Download the Kaggle "album covers images" set (a login is needed) from '
       'https://www.kaggle.com/datasets/greg115/album-covers-images and pass the zip, or '
-      'the folder it extracts to, as --config.data.manual_dir.')
+      'the folder it extracts to, as --config.data.manual_dir.'
+  )
 
-  def __init__(self, *, image_size: int = 256, fit: str = 'crop', min_size: int = 32,
-               **kwargs):
+  def __init__(self, *, image_size: int = 256, fit: str = 'crop', min_size: int = 32, **kwargs):
     self.image_size, self.fit, self.min_size = image_size, fit, min_size
     self.source: Optional[pathlib.Path] = None  # The Kaggle zip or folder to read.
     self.skipped = SkipCounter('album_covers')
@@ -96,31 +97,39 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
   def _info(self):
     size = self.image_size
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Image(shape=(size, size, 3), encoding_format='jpeg'),
-            'file_name': tfds.features.Text(),
-        }),
+        features=tfds.features.FeaturesDict(
+            {
+                'image': tfds.features.Image(shape=(size, size, 3), encoding_format='jpeg'),
+                'file_name': tfds.features.Text(),
+            }
+        ),
         supervised_keys=None,
-        homepage='https://www.kaggle.com/datasets/greg115/album-covers-images')
+        homepage='https://www.kaggle.com/datasets/greg115/album-covers-images',
+    )
 
   def _split_generators(self, dl_manager):
     # TFDS wants a folder as manual_dir; a zip is passed as `source` beside it.
     manual_dir = self.source or pathlib.Path(dl_manager.manual_dir)
     if manual_dir.suffix != '.zip' and not manual_dir.exists():
-      raise FileNotFoundError(f'{manual_dir}: no such file or folder. '
-                              + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+      raise FileNotFoundError(
+          f'{manual_dir}: no such file or folder. ' + self.MANUAL_DOWNLOAD_INSTRUCTIONS
+      )
     # TFDS cannot write an empty split: declare only the splits that have files.
     splits = {images_lib.split_of(name) for name, _ in _iter_archive(manual_dir)}
-    return {split: self._generate_examples(manual_dir, split)
-            for split in ('train', 'validation', 'test') if split in splits}
+    return {
+        split: self._generate_examples(manual_dir, split)
+        for split in ('train', 'validation', 'test')
+        if split in splits
+    }
 
   def _generate_examples(self, manual_dir, split):
     for name, read in _iter_archive(manual_dir):
       if images_lib.split_of(name) != split:
         continue
       try:
-        image = images_lib.decode(read(), name=name, size=self.image_size, fit=self.fit,
-                                  min_size=self.min_size)
+        image = images_lib.decode(
+            read(), name=name, size=self.image_size, fit=self.fit, min_size=self.min_size
+        )
       except (images_lib.BadImageError, OSError, zipfile.BadZipFile) as e:
         self.skipped.add(name, str(e))  # Unreadable zip members are skipped too.
         continue
@@ -133,30 +142,42 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
 def prepare(config) -> dict:
   """Builds album_covers from data.manual_dir into data.data_dir; returns counts."""
   if not config.data.manual_dir or not config.data.data_dir:
-    raise ValueError('--mode=prepare needs --config.data.manual_dir=KAGGLE_ZIP_OR_FOLDER '
-                     'and --config.data.data_dir=OUTPUT')
+    raise ValueError(
+        '--mode=prepare needs --config.data.manual_dir=KAGGLE_ZIP_OR_FOLDER '
+        'and --config.data.data_dir=OUTPUT'
+    )
   builder = _builder(config)
   source = pathlib.Path(config.data.manual_dir).expanduser()
   if not source.exists():
-    raise FileNotFoundError(f'config.data.manual_dir={source}: no such file or folder. '
-                            + AlbumCovers.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    raise FileNotFoundError(
+        f'config.data.manual_dir={source}: no such file or folder. '
+        + AlbumCovers.MANUAL_DOWNLOAD_INSTRUCTIONS
+    )
   builder.source = source
   manual_dir = source if source.is_dir() else source.parent
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir),
-                                                   try_download_gcs=False))
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=str(manual_dir), try_download_gcs=False
+      )
+  )
   counts = {name: info.num_examples for name, info in builder.info.splits.items()}
-  summary = {'splits': counts, 'skipped': builder.skipped.count,
-             'skipped_files': builder.skipped.names}
+  summary = {
+      'splits': counts,
+      'skipped': builder.skipped.count,
+      'skipped_files': builder.skipped.names,
+  }
   if builder.skipped.count or not (pathlib.Path(builder.data_dir) / 'skipped.json').exists():
     (pathlib.Path(builder.data_dir) / 'skipped.json').write_text(json.dumps(summary, indent=2))
   return json.loads((pathlib.Path(builder.data_dir) / 'skipped.json').read_text())
 
 
 def _builder(config) -> AlbumCovers:
-  return AlbumCovers(data_dir=str(pathlib.Path(config.data.data_dir).expanduser()),
-                     image_size=config.data.prepare_size, fit=config.data.fit,
-                     min_size=config.data.min_size)
+  return AlbumCovers(
+      data_dir=str(pathlib.Path(config.data.data_dir).expanduser()),
+      image_size=config.data.prepare_size,
+      fit=config.data.fit,
+      min_size=config.data.min_size,
+  )
 
 
 # ----------------------------------------------------------------------------------
@@ -213,23 +234,33 @@ def _tfds_split(config, split: str, process_index: int, process_count: int):
     raise FileNotFoundError(
         f'album_covers is not prepared in {config.data.data_dir}: run `python main.py '
         '--mode=prepare --config=... --config.data.manual_dir=KAGGLE_DOWNLOAD '
-        '--config.data.data_dir=DIR` first')
+        '--config.data.data_dir=DIR` first'
+    )
   if process_count > 1:
-    split = tfds.split_for_jax_process(split, process_index=process_index,
-                                       process_count=process_count)
+    split = tfds.split_for_jax_process(
+        split, process_index=process_index, process_count=process_count
+    )
   return builder, split
 
 
 def _resize_if_needed(image, size):
   if image.shape[0] == size:
     return image
-  return tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
-      image, (size, size), antialias=True)), 0, 255), tf.uint8)
+  return tf.cast(
+      tf.clip_by_value(tf.round(tf.image.resize(image, (size, size), antialias=True)), 0, 255),
+      tf.uint8,
+  )
 
 
-def source_dataset(config, split: str, *, process_index: int, process_count: int,
-                   skipped: Optional[SkipCounter] = None,
-                   shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
+def source_dataset(
+    config,
+    split: str,
+    *,
+    process_index: int,
+    process_count: int,
+    skipped: Optional[SkipCounter] = None,
+    shuffle_seed: Optional[int] = None,
+) -> tf.data.Dataset:
   """This process's shard of `split` as (uint8 image, name) pairs.
 
   Shards are disjoint across processes and together cover the split. Folder files are
@@ -241,34 +272,42 @@ def source_dataset(config, split: str, *, process_index: int, process_count: int
   skipped = skipped or SkipCounter(source)
   if source == 'samples':
     photos = images_lib.sample_photos(size)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (photos, [f'sample_{i}' for i in range(len(photos))]))
+    ds = tf.data.Dataset.from_tensor_slices((photos, [f'sample_{i}' for i in range(len(photos))]))
     return ds.shard(process_count, process_index)
   if source == 'folder':
     files = folder_files(config.data.dir, split.split('[')[0])
     if config.data.max_images:
-      files = files[:config.data.max_images]
+      files = files[: config.data.max_images]
     if not files:
-      raise FileNotFoundError(f'config.data.dir={config.data.dir}: no images in split '
-                              f'{split!r}')
+      raise FileNotFoundError(
+          f'config.data.dir={config.data.dir}: no images in split ' f'{split!r}'
+      )
     size = config.data.image_size
     decode = _skipping_decoder(
-        lambda name: images_lib.load(name, size=size, fit=config.data.fit,
-                                     min_size=config.data.min_size),
-        (size, size, 3), skipped, (images_lib.BadImageError, OSError))
+        lambda name: images_lib.load(
+            name, size=size, fit=config.data.fit, min_size=config.data.min_size
+        ),
+        (size, size, 3),
+        skipped,
+        (images_lib.BadImageError, OSError),
+    )
     ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
     ds = ds.shard(process_count, process_index)
     if shuffle_seed is not None:
       ds = ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=shuffle_seed is None)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=shuffle_seed is None)
     return ds.filter(_decoded_ok).map(_drop_ok_flag)
   builder, split = _tfds_split(config, split, process_index, process_count)
-  ds = builder.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
-                          read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed),
-                          decoders={'image': tfds.decode.SkipDecoding()})
-  return ds.map(lambda ex: (_resize_if_needed(_decode_jpeg(ex['image']), size),
-                            ex['file_name']), num_parallel_calls=tf.data.AUTOTUNE)
+  ds = builder.as_dataset(
+      split=split,
+      shuffle_files=shuffle_seed is not None,
+      read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed),
+      decoders={'image': tfds.decode.SkipDecoding()},
+  )
+  return ds.map(
+      lambda ex: (_resize_if_needed(_decode_jpeg(ex['image']), size), ex['file_name']),
+      num_parallel_calls=tf.data.AUTOTUNE,
+  )
 
 
 def _decode_jpeg(encoded):
@@ -278,9 +317,14 @@ def _decode_jpeg(encoded):
   return image
 
 
-def train_dataset(config, *, process_index=None, process_count=None,
-                  skipped: Optional[SkipCounter] = None,
-                  mask_skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
+def train_dataset(
+    config,
+    *,
+    process_index=None,
+    process_count=None,
+    skipped: Optional[SkipCounter] = None,
+    mask_skipped: Optional[SkipCounter] = None,
+) -> tf.data.Dataset:
   """Shuffled, flipped, cropped (data.crop_size), repeated, batched (local batch) uint8
   images of this process.
 
@@ -292,9 +336,14 @@ def train_dataset(config, *, process_index=None, process_count=None,
   local_batch = config.train.batch_size // process_count
   source = config.data.source
   skipped = skipped or SkipCounter(source)
-  ds = source_dataset(config, config.data.train_split, process_index=process_index,
-                      process_count=process_count, skipped=skipped,
-                      shuffle_seed=None if source == 'samples' else config.train.seed)
+  ds = source_dataset(
+      config,
+      config.data.train_split,
+      process_index=process_index,
+      process_count=process_count,
+      skipped=skipped,
+      shuffle_seed=None if source == 'samples' else config.train.seed,
+  )
   ds = ds.map(_image_only)
   if config.data.cache:
     ds = ds.cache()
@@ -305,11 +354,13 @@ def train_dataset(config, *, process_index=None, process_count=None,
     ds = ds.map(tf.image.random_flip_left_right, num_parallel_calls=tf.data.AUTOTUNE)
   if config.data.crop_size:
     crop_shape = (config.data.crop_size, config.data.crop_size, 3)
-    ds = ds.map(lambda image: tf.image.random_crop(image, crop_shape),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(
+        lambda image: tf.image.random_crop(image, crop_shape), num_parallel_calls=tf.data.AUTOTUNE
+    )
   if config.masks.kind == 'files':
-    holes = mask_dataset(config, process_index=process_index,
-                         skipped=mask_skipped or SkipCounter('masks.dir'))
+    holes = mask_dataset(
+        config, process_index=process_index, skipped=mask_skipped or SkipCounter('masks.dir')
+    )
     if config.masks.fixed:  # The same holes every step: the first batch's, over and over.
       holes = holes.take(local_batch).cache().repeat()
     ds = tf.data.Dataset.zip((ds, holes))
@@ -317,8 +368,9 @@ def train_dataset(config, *, process_index=None, process_count=None,
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def train_batches(config, skipped: Optional[SkipCounter] = None,
-                  mask_skipped: Optional[SkipCounter] = None):
+def train_batches(
+    config, skipped: Optional[SkipCounter] = None, mask_skipped: Optional[SkipCounter] = None
+):
   """Numpy batches of this process, forever: uint8 images, or (images, holes) pairs for
   masks.kind='files'. Bad image files are counted in `skipped`, bad mask files in
   `mask_skipped`."""
@@ -358,8 +410,10 @@ def mask_files(config, skipped: SkipCounter) -> List[pathlib.Path]:
   """
   folder = pathlib.Path(config.masks.dir).expanduser()
   if not folder.is_dir():
-    raise FileNotFoundError(f'config.masks.dir={config.masks.dir}: no such folder: pass a '
-                            'folder of mask images (white = hole) as --config.masks.dir')
+    raise FileNotFoundError(
+        f'config.masks.dir={config.masks.dir}: no such folder: pass a '
+        'folder of mask images (white = hole) as --config.masks.dir'
+    )
   files = images_lib.list_image_files(folder)
   for path in files:
     try:
@@ -367,9 +421,11 @@ def mask_files(config, skipped: SkipCounter) -> List[pathlib.Path]:
       return files
     except (image_files.ImageFileError, OSError) as e:
       skipped.add(str(path), str(e))
-  raise FileNotFoundError(f'config.masks.dir={config.masks.dir}: no decodable mask image '
-                          f'among its {len(files)} file(s): pass a folder of mask images '
-                          '(white = hole)')
+  raise FileNotFoundError(
+      f'config.masks.dir={config.masks.dir}: no decodable mask image '
+      f'among its {len(files)} file(s): pass a folder of mask images '
+      '(white = hole)'
+  )
 
 
 def _mask_seed(config, process_index: int) -> int:
@@ -387,8 +443,9 @@ def _random_orientation(hole, seed):
   return tf.image.rot90(hole, quarter_turns)
 
 
-def mask_dataset(config, *, process_index: int = 0,
-                 skipped: Optional[SkipCounter] = None) -> tf.data.Dataset:
+def mask_dataset(
+    config, *, process_index: int = 0, skipped: Optional[SkipCounter] = None
+) -> tf.data.Dataset:
   """Forever: uint8 [S, S, 1] hole masks (1 = hole) from masks.dir, S = data.image_size.
 
   The files are reshuffled every epoch and each draw is flipped and rotated at random
@@ -402,8 +459,12 @@ def mask_dataset(config, *, process_index: int = 0,
   skipped = skipped or SkipCounter('masks.dir')
   files = mask_files(config, skipped)
 
-  decode = _skipping_decoder(lambda name: load_mask(name, size), (size, size, 1), skipped,
-                             (image_files.ImageFileError, OSError))
+  decode = _skipping_decoder(
+      lambda name: load_mask(name, size),
+      (size, size, 1),
+      skipped,
+      (image_files.ImageFileError, OSError),
+  )
   seed = _mask_seed(config, process_index)
   ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
   ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
@@ -411,7 +472,8 @@ def mask_dataset(config, *, process_index: int = 0,
   ds = ds.filter(_decoded_ok).map(_drop_ok_flag).map(_image_only)
   orientation_seeds = tf.data.Dataset.random(seed=seed).batch(2)
   return tf.data.Dataset.zip((ds, orientation_seeds)).map(
-      _random_orientation, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      _random_orientation, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+  )
 
 
 def _has_split(config, split: str) -> bool:
@@ -436,17 +498,26 @@ def eval_images(config, num_images: int, split: Optional[str] = None):
   """
   split = split or config.data.eval_split
   if not _has_split(config, split):
-    logging.warning('data.source=%s has no %r split (a small set): evaluating and drawing '
-                    'samples from the first images of %r instead', config.data.source,
-                    split, config.data.train_split)
+    logging.warning(
+        'data.source=%s has no %r split (a small set): evaluating and drawing '
+        'samples from the first images of %r instead',
+        config.data.source,
+        split,
+        config.data.train_split,
+    )
     split = config.data.train_split
   skipped = SkipCounter(config.data.source)
-  pairs = list(source_dataset(config, split, process_index=0, process_count=1,
-                              skipped=skipped).take(num_images).as_numpy_iterator())
+  pairs = list(
+      source_dataset(config, split, process_index=0, process_count=1, skipped=skipped)
+      .take(num_images)
+      .as_numpy_iterator()
+  )
   if not pairs:
     where = config.data.dir if config.data.source == 'folder' else config.data.data_dir
-    raise FileNotFoundError(f'No decodable images in split {split!r} of '
-                            f'data.source={config.data.source!r} ({where}; '
-                            f'{skipped.count} file(s) skipped as undecodable)')
+    raise FileNotFoundError(
+        f'No decodable images in split {split!r} of '
+        f'data.source={config.data.source!r} ({where}; '
+        f'{skipped.count} file(s) skipped as undecodable)'
+    )
   names = [n.decode() if isinstance(n, bytes) else str(n) for _, n in pairs]
   return np.stack([image for image, _ in pairs]), names

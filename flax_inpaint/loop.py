@@ -96,20 +96,28 @@ def sample_masks(sample_images: np.ndarray, config, base_key) -> np.ndarray:
   num, height, width, _ = sample_images.shape
   if config.masks.fixed and config.masks.kind in masks.DRAWN_KINDS:
     return np.asarray(masks.sample_masks(base_key, num, height, width, config.masks))
-  return np.stack([masks.eval_mask(config.eval.seed, i, height, width, config.masks, kind)
-                   for i, kind in enumerate(sample_kinds(config, num))])
+  return np.stack(
+      [
+          masks.eval_mask(config.eval.seed, i, height, width, config.masks, kind)
+          for i, kind in enumerate(sample_kinds(config, num))
+      ]
+  )
 
 
 def write_samples(workdir, writer, step, repair_fn, state, sample_images, hole_masks):
   """PNG grid (original | masked | repaired per row), a TensorBoard image, and the
   samples' hole PSNR (samples/hole_psnr)."""
-  _, repaired = repair_fn(steps.inference_params(state), state.batch_stats,
-                          jnp.asarray(sample_images),
-                          jnp.asarray(hole_masks))
+  _, repaired = repair_fn(
+      steps.inference_params(state),
+      state.batch_stats,
+      jnp.asarray(sample_images),
+      jnp.asarray(hole_masks),
+  )
   repaired = np.asarray(repaired)
   originals = sample_images.astype(np.float32) / 255.0
-  hole_psnr = float(np.mean([metrics_lib.psnr(r, o, h)
-                             for r, o, h in zip(repaired, originals, hole_masks)]))
+  hole_psnr = float(
+      np.mean([metrics_lib.psnr(r, o, h) for r, o, h in zip(repaired, originals, hole_masks)])
+  )
   writer.write_scalars(step, {'samples/hole_psnr': hole_psnr})
   logging.info('Samples at step %d: hole PSNR %.2f dB', step, hole_psnr)
   rows = [[o, o * (1 - h), r] for o, h, r in zip(originals, hole_masks, repaired)]
@@ -130,9 +138,11 @@ def read_history(workdir) -> list:
 
 def plot_loss_curves(workdir, out_path):
   """One panel per logged term against the step, from the run's history."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
+
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
+
   rows = read_history(workdir)
   if not rows:
     return
@@ -166,8 +176,10 @@ def _global_batch(local_batch: LocalBatch, mesh) -> Tuple[jax.Array, Optional[ja
 @jax.jit
 def _accumulate(summed, step_metrics):
   """Sums the step's metrics into `summed` on the device (min for the first bad step)."""
-  return {k: (jnp.minimum if k == steps.FIRST_NONFINITE_STEP else jnp.add)(summed[k], v)
-          for k, v in step_metrics.items()}
+  return {
+      k: (jnp.minimum if k == steps.FIRST_NONFINITE_STEP else jnp.add)(summed[k], v)
+      for k, v in step_metrics.items()
+  }
 
 
 def _first_nonfinite_step(flag) -> int:
@@ -184,17 +196,27 @@ def _all_finite(tree) -> jax.Array:
 
 def _diverged(workdir, first_bad_step, manager) -> DivergedError:
   kept = manager.latest_step()
-  kept_text = (f'kept the checkpoint of step {kept} in {checkpointing.checkpoint_dir(workdir)}'
-               if kept is not None else 'no finite checkpoint was saved')
-  return DivergedError(f'training diverged at step {first_bad_step} (a loss or parameter is not '
-                       f'finite); {kept_text}: lower --config.train.lr or set '
-                       '--config.train.grad_clip')
+  kept_text = (
+      f'kept the checkpoint of step {kept} in {checkpointing.checkpoint_dir(workdir)}'
+      if kept is not None
+      else 'no finite checkpoint was saved'
+  )
+  return DivergedError(
+      f'training diverged at step {first_bad_step} (a loss or parameter is not '
+      f'finite); {kept_text}: lower --config.train.lr or set '
+      '--config.train.grad_clip'
+  )
 
 
-def run_loop(components: components_lib.Components, workdir, *,
-             train_batches: Iterator[LocalBatch], writer,
-             sample_images: Optional[np.ndarray] = None,
-             hooks: Sequence[Callable[[int], Any]] = ()):
+def run_loop(
+    components: components_lib.Components,
+    workdir,
+    *,
+    train_batches: Iterator[LocalBatch],
+    writer,
+    sample_images: Optional[np.ndarray] = None,
+    hooks: Sequence[Callable[[int], Any]] = (),
+):
   """Trains to config.train.num_steps, resuming from the latest checkpoint.
 
   Writes WORKDIR/config.json (the resolved config) first.
@@ -214,8 +236,7 @@ def run_loop(components: components_lib.Components, workdir, *,
   Raises:
     DivergedError: the loss was not finite (no checkpoint of that state is written).
   """
-  config, mesh, model, tx = (components.config, components.mesh, components.model,
-                             components.tx)
+  config, mesh, model, tx = (components.config, components.mesh, components.model, components.tx)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   config_lib.check_matches_run(config, workdir)
@@ -229,17 +250,20 @@ def run_loop(components: components_lib.Components, workdir, *,
   if manager.latest_step() is not None:
     abstract = steps.abstract_train_state(model, tx, size, seed, mesh, ema)
     state = checkpointing.restore(manager, abstract)
-    logging.info('Resuming from the checkpoint of step %d in %s', int(state.step),
-                 checkpointing.checkpoint_dir(workdir))
+    logging.info(
+        'Resuming from the checkpoint of step %d in %s',
+        int(state.step),
+        checkpointing.checkpoint_dir(workdir),
+    )
   else:
     init_params = None
     if config.train.init_from:
-      init_params = components_lib.load_trained(components, config.train.init_from,
-                                                 option=init_option)[0]['params']
+      init_params = components_lib.load_trained(
+          components, config.train.init_from, option=init_option
+      )[0]['params']
       logging.info('Starting from the params of %s', config.train.init_from)
     state = steps.create_train_state(model, tx, size, seed, mesh, ema, init_params)
-    logging.info('No checkpoint in %s: starting from step 0',
-                 checkpointing.checkpoint_dir(workdir))
+    logging.info('No checkpoint in %s: starting from step 0', checkpointing.checkpoint_dir(workdir))
   train_step = steps.make_train_step(model, tx, config, mesh)
   repair_fn = steps.make_repair_fn(model)
   base_key = jax.random.key(seed)
@@ -251,16 +275,16 @@ def run_loop(components: components_lib.Components, workdir, *,
   step = int(state.step)
   if history.exists() and jax.process_index() == 0:
     # Lines logged after the checkpoint we resume from (a killed run) are replayed.
-    history.write_text(''.join(json.dumps(row) + '\n' for row in read_history(workdir)
-                               if row['step'] <= step))
+    history.write_text(
+        ''.join(json.dumps(row) + '\n' for row in read_history(workdir) if row['step'] <= step)
+    )
   num_steps, train_config = config.train.num_steps, config.train
   summed, count, last_log = None, 0, time.perf_counter()
   try:
     with StopRequest() as stop:
       while step < num_steps:
         images, hole_mask = _global_batch(next(train_batches), mesh)
-        state, step_metrics = train_step(state, images, components.vgg_params, base_key,
-                                         hole_mask)
+        state, step_metrics = train_step(state, images, components.vgg_params, base_key, hole_mask)
         step += 1
         # Summed on the device: no host sync until the next log line or checkpoint.
         summed = step_metrics if summed is None else _accumulate(summed, step_metrics)
@@ -268,7 +292,8 @@ def run_loop(components: components_lib.Components, workdir, *,
         # Read the flag once: a signal between two reads would exit without the save.
         # Every process reaches the preemption sync point at the same step (False on one).
         stopping = stop.signal_name or (
-            'SIGTERM' if multihost_utils.reached_preemption_sync_point(step) else None)
+            'SIGTERM' if multihost_utils.reached_preemption_sync_point(step) else None
+        )
         last = step == num_steps or stopping is not None
         log_now = step % train_config.log_every == 0 or last
         save_now = step % train_config.checkpoint_every == 0 or last
@@ -299,8 +324,7 @@ def run_loop(components: components_lib.Components, workdir, *,
         for hook in hooks:
           hook(step)
         if stopping is not None:
-          logging.warning('%s received: saved the checkpoint of step %d, exiting.',
-                          stopping, step)
+          logging.warning('%s received: saved the checkpoint of step %d, exiting.', stopping, step)
           break
   finally:
     manager.wait_until_finished()  # A diverged run still completes its finite saves.

@@ -33,15 +33,15 @@ def l2_loss(*, prediction, target, hole_mask=None, hole_weight=1.0, valid_weight
 def total_variation(*, image):
   """Anisotropic TV: mean |vertical diff| + mean |horizontal diff|."""
   image = image.astype(jnp.float32)
-  return (jnp.mean(jnp.abs(image[:, 1:] - image[:, :-1])) +
-          jnp.mean(jnp.abs(image[:, :, 1:] - image[:, :, :-1])))
+  return jnp.mean(jnp.abs(image[:, 1:] - image[:, :-1])) + jnp.mean(
+      jnp.abs(image[:, :, 1:] - image[:, :, :-1])
+  )
 
 
 def gram_matrix(features):
   """[B, H, W, C] -> [B, C, C], normalised by C * H * W (float32 accumulation)."""
   _, height, width, channels = features.shape
-  gram = jnp.einsum('bhwc,bhwd->bcd', features, features,
-                    preferred_element_type=jnp.float32)
+  gram = jnp.einsum('bhwc,bhwd->bcd', features, features, preferred_element_type=jnp.float32)
   return gram / (channels * height * width)
 
 
@@ -50,10 +50,20 @@ def _distance(a, b, kind):
   return jnp.mean(jnp.abs(diff)) if kind == 'l1' else jnp.mean(jnp.square(diff))
 
 
-def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
-                         layers=('relu1_2', 'relu2_2', 'relu3_3'), layer_weights=None,
-                         distance='l1', dtype=jnp.float32, with_style=False,
-                         single_pass=False, vgg_options=None):
+def perceptual_and_style(
+    *,
+    vgg_params,
+    prediction,
+    target,
+    composite=None,
+    layers=('relu1_2', 'relu2_2', 'relu3_3'),
+    layer_weights=None,
+    distance='l1',
+    dtype=jnp.float32,
+    with_style=False,
+    single_pass=False,
+    vgg_options=None,
+):
   """Perceptual (and style) loss on VGG16 features.
 
   The target's features carry no gradient; `vgg_params` never receive one. The
@@ -70,8 +80,7 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
   vgg_params = jax.lax.stop_gradient(vgg_params)
   target = jax.lax.stop_gradient(target)
   inputs = [prediction] + ([composite] if composite is not None else [])
-  extract = lambda x: vgg.vgg16_features(vgg_params, x, layers, dtype=dtype,
-                                         **(vgg_options or {}))
+  extract = lambda x: vgg.vgg16_features(vgg_params, x, layers, dtype=dtype, **(vgg_options or {}))
   if single_pass:
     features = extract(jnp.concatenate(inputs + [target], axis=0))
     split = {k: jnp.split(v, len(inputs) + 1, axis=0) for k, v in features.items()}
@@ -94,13 +103,23 @@ def perceptual_and_style(*, vgg_params, prediction, target, composite=None,
 def vgg_options(config) -> dict:
   """VGG16Features attributes for the loss, from the resolved config: its dtype from
   `loss.vgg_dtype`, how it pools, differentiates ReLU and pads its input from `impl`."""
-  return {'dtype': jnp.dtype(config.loss.vgg_dtype), 'pool_impl': config.impl.pool,
-          'relu_impl': config.impl.relu, 'input_channels': config.impl.vgg_input_channels}
+  return {
+      'dtype': jnp.dtype(config.loss.vgg_dtype),
+      'pool_impl': config.impl.pool,
+      'relu_impl': config.impl.relu,
+      'input_channels': config.impl.vgg_input_channels,
+  }
 
 
-def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
-               vgg_params: Optional[Any] = None,
-               vgg_options: Optional[Mapping[str, Any]] = None):
+def total_loss(
+    *,
+    prediction,
+    target,
+    hole_mask,
+    loss_config: Mapping[str, Any],
+    vgg_params: Optional[Any] = None,
+    vgg_options: Optional[Mapping[str, Any]] = None,
+):
   """The weighted training loss.
 
   Args:
@@ -116,8 +135,13 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
   """
   c = loss_config
   comp = models.composite(prediction, target, hole_mask)
-  pixel = dict(prediction=prediction, target=target, hole_mask=hole_mask,
-               hole_weight=c['hole_weight'], valid_weight=c['valid_weight'])
+  pixel = dict(
+      prediction=prediction,
+      target=target,
+      hole_mask=hole_mask,
+      hole_weight=c['hole_weight'],
+      valid_weight=c['valid_weight'],
+  )
   terms = {}
   if c['l1_weight']:
     terms['l1'] = c['l1_weight'] * l1_loss(**pixel)
@@ -130,13 +154,18 @@ def total_loss(*, prediction, target, hole_mask, loss_config: Mapping[str, Any],
       raise ValueError('loss.perceptual_weight/style_weight > 0 need VGG16 params')
     options = dict(vgg_options or {})
     perceptual, style = perceptual_and_style(
-        vgg_params=vgg_params, prediction=prediction, target=target,
+        vgg_params=vgg_params,
+        prediction=prediction,
+        target=target,
         composite=comp if c['perceptual_on_composite'] else None,
         layers=tuple(c['perceptual_layers']),
         layer_weights=tuple(c['perceptual_layer_weights']),
-        distance=c['perceptual_distance'], dtype=options.pop('dtype', jnp.float32),
-        with_style=bool(c['style_weight']), single_pass=bool(c['vgg_single_pass']),
-        vgg_options=options)
+        distance=c['perceptual_distance'],
+        dtype=options.pop('dtype', jnp.float32),
+        with_style=bool(c['style_weight']),
+        single_pass=bool(c['vgg_single_pass']),
+        vgg_options=options,
+    )
     if c['perceptual_weight']:
       terms['perceptual'] = c['perceptual_weight'] * perceptual
     if c['style_weight']:

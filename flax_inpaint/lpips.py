@@ -32,8 +32,10 @@ def _check_linear(lin_weights):
   shapes = [tuple(np.shape(w)) for w in lin_weights]
   want = [(c,) for c in vgg.LPIPS_CHANNELS]
   if shapes != want:
-    raise ValueError(f'LPIPS linear layers of shapes {shapes}, expected {want} '
-                     '(vgg.load_lpips_weights gives them)')
+    raise ValueError(
+        f'LPIPS linear layers of shapes {shapes}, expected {want} '
+        '(vgg.load_lpips_weights gives them)'
+    )
 
 
 @jax.jit
@@ -62,12 +64,18 @@ def lpips(vgg_params, lin_weights, images_a, images_b):
   does not depend on the accelerator's default (TF32 on recent GPUs).
   """
   if np.shape(images_a) != np.shape(images_b) or len(np.shape(images_a)) != 4:
-    raise ValueError(f'LPIPS needs two [N, H, W, 3] batches of one shape, got '
-                     f'{np.shape(images_a)} and {np.shape(images_b)}')
+    raise ValueError(
+        f'LPIPS needs two [N, H, W, 3] batches of one shape, got '
+        f'{np.shape(images_a)} and {np.shape(images_b)}'
+    )
   _check_linear(lin_weights)
   with jax.default_matmul_precision('highest'):
-    return _lpips(vgg_params, list(lin_weights), jnp.asarray(images_a, jnp.float32),
-                  jnp.asarray(images_b, jnp.float32))
+    return _lpips(
+        vgg_params,
+        list(lin_weights),
+        jnp.asarray(images_a, jnp.float32),
+        jnp.asarray(images_b, jnp.float32),
+    )
 
 
 def lpips_batched(vgg_params, lin_weights, images_a, images_b, batch_size=16) -> np.ndarray:
@@ -78,11 +86,14 @@ def lpips_batched(vgg_params, lin_weights, images_a, images_b, batch_size=16) ->
   images_a = np.asarray(images_a)
   images_b = np.asarray(images_b)
   if images_a.dtype.kind != 'f' or images_b.dtype.kind != 'f':
-    raise ValueError(f'LPIPS takes float images in [0, 1], got {images_a.dtype} and '
-                     f'{images_b.dtype}')
+    raise ValueError(
+        f'LPIPS takes float images in [0, 1], got {images_a.dtype} and ' f'{images_b.dtype}'
+    )
   if images_a.shape != images_b.shape or images_a.ndim != 4:
-    raise ValueError(f'LPIPS needs two [N, H, W, 3] batches of one shape, got '
-                     f'{images_a.shape} and {images_b.shape}')
+    raise ValueError(
+        f'LPIPS needs two [N, H, W, 3] batches of one shape, got '
+        f'{images_a.shape} and {images_b.shape}'
+    )
   num_images = len(images_a)
   if num_images == 0:
     return np.zeros(0, np.float32)
@@ -91,10 +102,9 @@ def lpips_batched(vgg_params, lin_weights, images_a, images_b, batch_size=16) ->
   size = min(batch_size, num_images)
   distances = []
   for start in range(0, num_images, size):
-    batch_a, batch_b = images_a[start:start + size], images_b[start:start + size]
+    batch_a, batch_b = images_a[start : start + size], images_b[start : start + size]
     count = len(batch_a)
     padding = [(0, size - count)] + [(0, 0)] * 3
-    distance = lpips(vgg_params, lin_weights, np.pad(batch_a, padding),
-                     np.pad(batch_b, padding))
+    distance = lpips(vgg_params, lin_weights, np.pad(batch_a, padding), np.pad(batch_b, padding))
     distances.append(np.asarray(distance)[:count])
   return np.concatenate(distances).astype(np.float32)

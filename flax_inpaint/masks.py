@@ -53,6 +53,7 @@ _RANGE_LIMITS = {
 
 class MaskParams(NamedTuple):
   """The mask fields of a config as plain hashable values (static under jit)."""
+
   kind: str
   num_patches: int
   patch_size: int
@@ -80,7 +81,8 @@ def mask_params(mask_config, full_side: int = 0) -> MaskParams:
       stroke_vertices=pair('stroke_vertices', int),
       stroke_width=pair('stroke_width', float),
       mix=pair('mix', float),
-      full_side=int(full_side))
+      full_side=int(full_side),
+  )
 
 
 # ---------------------------------------------------------------------------- squares
@@ -92,8 +94,7 @@ def _squares_from_corners(corners, height, width, patch_size, xp):
   cols = xp.arange(width)
   in_rows = (rows >= corners[..., 0:1]) & (rows < corners[..., 0:1] + patch_size)
   in_cols = (cols >= corners[..., 1:2]) & (cols < corners[..., 1:2] + patch_size)
-  covered = xp.einsum('...ph,...pw->...hw', in_rows.astype(xp.float32),
-                      in_cols.astype(xp.float32))
+  covered = xp.einsum('...ph,...pw->...hw', in_rows.astype(xp.float32), in_cols.astype(xp.float32))
   return (covered > 0).astype(xp.float32)
 
 
@@ -119,8 +120,7 @@ def eval_hole_mask(seed, index, height, width, *, num_patches=4, patch_size=32):
   """
   rng = np.random.default_rng([seed, index])
   # A scalar bound for square images keeps the stream identical to the baselines'.
-  high = (height - patch_size + 1 if height == width
-          else np.array([height, width]) - patch_size + 1)
+  high = height - patch_size + 1 if height == width else np.array([height, width]) - patch_size + 1
   corners = rng.integers(0, high, (num_patches, 2))
   return _squares_from_corners(corners, height, width, patch_size, np)[..., None]
 
@@ -169,8 +169,7 @@ def _boxes(key, batch, height, width, params: MaskParams):
   rows, cols = jnp.arange(height), jnp.arange(width)
   in_rows = (rows >= top[..., None]) & (rows < (top + box_h)[..., None]) & active[..., None]
   in_cols = (cols >= left[..., None]) & (cols < (left + box_w)[..., None])
-  covered = jnp.einsum('bnh,bnw->bhw', in_rows.astype(jnp.float32),
-                       in_cols.astype(jnp.float32))
+  covered = jnp.einsum('bnh,bnw->bhw', in_rows.astype(jnp.float32), in_cols.astype(jnp.float32))
   return covered > 0
 
 
@@ -192,28 +191,42 @@ def stroke_walks(key, batch, height, width, params: MaskParams):
   stroke_shape, segment_shape = (batch, hi_strokes), (batch, hi_strokes, num_segments)
   num_strokes = jax.random.randint(keys[0], (batch, 1), lo_strokes, hi_strokes + 1)
   num_vertices = jax.random.randint(keys[1], stroke_shape, lo_vertices, hi_vertices + 1)
-  segment_drawn = ((jnp.arange(num_segments) < (num_vertices - 1)[..., None])
-                   & (jnp.arange(hi_strokes) < num_strokes)[..., None])
+  segment_drawn = (jnp.arange(num_segments) < (num_vertices - 1)[..., None]) & (
+      jnp.arange(hi_strokes) < num_strokes
+  )[..., None]
   # Each stroke's turn angles lie in [mean - a, mean + b], a and b drawn per stroke.
   spread = jax.random.uniform(keys[2], stroke_shape + (2,), maxval=_TURN_SPREAD)
-  turn = jax.random.uniform(keys[3], segment_shape, minval=_MEAN_TURN - spread[..., :1],
-                            maxval=_MEAN_TURN + spread[..., 1:])
+  turn = jax.random.uniform(
+      keys[3],
+      segment_shape,
+      minval=_MEAN_TURN - spread[..., :1],
+      maxval=_MEAN_TURN + spread[..., 1:],
+  )
   alternate = jnp.where(jnp.arange(num_segments) % 2 == 0, -1.0, 1.0)
   # DeepFill flips the whole mask at random; a uniform heading per stroke generalises it.
   heading = jax.random.uniform(keys[4], stroke_shape + (1,), maxval=2 * math.pi)
   angle = heading + alternate * turn
-  full_height, full_width = ((params.full_side, params.full_side) if params.full_side
-                              else (height, width))
+  full_height, full_width = (
+      (params.full_side, params.full_side) if params.full_side else (height, width)
+  )
   mean_length = math.hypot(full_height, full_width) / 8
-  length = jnp.clip(mean_length + mean_length / 2 * jax.random.normal(keys[5], segment_shape),
-                    0.0, 2 * mean_length)
+  length = jnp.clip(
+      mean_length + mean_length / 2 * jax.random.normal(keys[5], segment_shape),
+      0.0,
+      2 * mean_length,
+  )
   steps = jnp.stack([length * jnp.sin(angle), length * jnp.cos(angle)], axis=-1)
-  start = jnp.floor(jax.random.uniform(keys[6], stroke_shape + (2,))
-                    * jnp.array([height, width], jnp.float32))
+  start = jnp.floor(
+      jax.random.uniform(keys[6], stroke_shape + (2,)) * jnp.array([height, width], jnp.float32)
+  )
   vertices = _walk(start, steps, height, width)
   scale = min(full_height, full_width) / _WIDTH_REFERENCE_SIDE
-  stroke_width = jax.random.uniform(keys[7], stroke_shape, minval=params.stroke_width[0],
-                                    maxval=params.stroke_width[1]) * scale
+  stroke_width = (
+      jax.random.uniform(
+          keys[7], stroke_shape, minval=params.stroke_width[0], maxval=params.stroke_width[1]
+      )
+      * scale
+  )
   radius = jnp.maximum(stroke_width, _MIN_WIDTH_PX) / 2
   return vertices, radius, segment_drawn
 
@@ -248,8 +261,12 @@ def rasterise_segments(starts, ends, radius, drawn, height, width):
     start, end, reach_sq = segment
     (start_row, start_col), (step_row, step_col) = _rows_cols(start), _rows_cols(end - start)
     to_row, to_col = rows - start_row, cols - start_col
-    along = jnp.clip((to_row * step_row + to_col * step_col)
-                     / jnp.maximum(step_row * step_row + step_col * step_col, 1e-12), 0.0, 1.0)
+    along = jnp.clip(
+        (to_row * step_row + to_col * step_col)
+        / jnp.maximum(step_row * step_row + step_col * step_col, 1e-12),
+        0.0,
+        1.0,
+    )
     off_row, off_col = to_row - along * step_row, to_col - along * step_col
     inside = off_row * off_row + off_col * off_col <= reach_sq[:, None, None]
     return covered | inside, None
@@ -269,8 +286,14 @@ def _strokes(key, batch, height, width, params: MaskParams):
   vertices, radius, segment_drawn = stroke_walks(key, batch, height, width, params)
   flat = lambda x: x.reshape((batch, -1) + x.shape[3:])
   segment_radius = jnp.broadcast_to(radius[..., None], segment_drawn.shape)
-  return rasterise_segments(flat(vertices[:, :, :-1]), flat(vertices[:, :, 1:]),
-                            flat(segment_radius), flat(segment_drawn), height, width)
+  return rasterise_segments(
+      flat(vertices[:, :, :-1]),
+      flat(vertices[:, :, 1:]),
+      flat(segment_radius),
+      flat(segment_drawn),
+      height,
+      width,
+  )
 
 
 # ------------------------------------------------------------------------------ draws
@@ -279,8 +302,9 @@ def _strokes(key, batch, height, width, params: MaskParams):
 def _draw_kind(kind, key, batch, height, width, params: MaskParams):
   """[B, H, W] float32 masks of one of EVAL_KINDS."""
   if kind == 'squares':
-    return sample_hole_masks(key, batch, height, width, num_patches=params.num_patches,
-                             patch_size=params.patch_size)[..., 0]
+    return sample_hole_masks(
+        key, batch, height, width, num_patches=params.num_patches, patch_size=params.patch_size
+    )[..., 0]
   draw = {'boxes': _boxes, 'strokes': _strokes}[kind]
   return draw(key, batch, height, width, params).astype(jnp.float32)
 
@@ -317,8 +341,10 @@ def sample_masks(key, batch_size, height, width, mask_config, full_side: int = 0
   """
   params = mask_params(mask_config, full_side)
   if params.kind not in DRAWN_KINDS:
-    raise ValueError(f'masks.kind={params.kind!r} is not drawn on the device (one of '
-                     f'{list(DRAWN_KINDS)}); kind \'files\' masks come from the input pipeline')
+    raise ValueError(
+        f'masks.kind={params.kind!r} is not drawn on the device (one of '
+        f"{list(DRAWN_KINDS)}); kind 'files' masks come from the input pipeline"
+    )
   return _sample(key, batch_size, height, width, params)
 
 
@@ -339,11 +365,13 @@ def _eval_candidate(seed, index, height, width, params: MaskParams, kind, draw):
   kind_id = EVAL_KINDS.index(kind)
   if kind == 'squares':
     if draw == 0:  # The published baselines' masks.
-      return eval_hole_mask(seed, index, height, width, num_patches=params.num_patches,
-                            patch_size=params.patch_size)[..., 0]
+      return eval_hole_mask(
+          seed, index, height, width, num_patches=params.num_patches, patch_size=params.patch_size
+      )[..., 0]
     rng = np.random.default_rng([seed, index, kind_id, draw])
-    corners = rng.integers(0, [height - params.patch_size + 1, width - params.patch_size + 1],
-                           (params.num_patches, 2))
+    corners = rng.integers(
+        0, [height - params.patch_size + 1, width - params.patch_size + 1], (params.num_patches, 2)
+    )
     return _squares_from_corners(corners, height, width, params.patch_size, np)
   # On the CPU whatever the default device: the same bits on every machine.
   with jax.default_device(jax.local_devices(backend='cpu')[0]):
@@ -370,9 +398,11 @@ def eval_mask(seed, index, height, width, mask_config, kind) -> np.ndarray:
     hole_pixels = int(hole_mask.sum())
     if 0 < hole_pixels <= MAX_EVAL_HOLE_FRACTION * height * width:
       return hole_mask[..., None]
-  raise ValueError(f'config.masks: no {kind!r} eval mask of image {index} at {height}x{width} '
-                   f'has a hole of at most {MAX_EVAL_HOLE_FRACTION:.0%} of the image in '
-                   f'{MAX_EVAL_DRAWS} draws: make that kind\'s holes smaller')
+  raise ValueError(
+      f'config.masks: no {kind!r} eval mask of image {index} at {height}x{width} '
+      f'has a hole of at most {MAX_EVAL_HOLE_FRACTION:.0%} of the image in '
+      f"{MAX_EVAL_DRAWS} draws: make that kind's holes smaller"
+  )
 
 
 # ------------------------------------------------------------------------- area bins
@@ -390,8 +420,10 @@ def hole_area_bin(fraction: float) -> str:
   """
   fraction = float(fraction)
   if not 0.0 <= fraction <= MAX_EVAL_HOLE_FRACTION + _BIN_TOLERANCE:
-    raise ValueError(f'hole fraction {fraction} is outside [0, {MAX_EVAL_HOLE_FRACTION}] '
-                     '(the hole-area bins cover 0-50% of the image)')
+    raise ValueError(
+        f'hole fraction {fraction} is outside [0, {MAX_EVAL_HOLE_FRACTION}] '
+        '(the hole-area bins cover 0-50% of the image)'
+    )
   bin_width = MAX_EVAL_HOLE_FRACTION / len(AREA_BINS)
   index = math.ceil((fraction - _BIN_TOLERANCE) / bin_width) - 1
   return AREA_BINS[min(max(index, 0), len(AREA_BINS) - 1)]
@@ -411,17 +443,23 @@ def _check_range(mask_config, field):
   lower, upper, cast, example = _RANGE_LIMITS[field]
   value = mask_config[field]
   shown = tuple(value) if isinstance(value, (list, tuple)) else value
-  ok = (isinstance(shown, tuple) and len(shown) == 2
-        and all(_is_number(v, cast) for v in shown) and shown[0] <= shown[1])
+  ok = (
+      isinstance(shown, tuple)
+      and len(shown) == 2
+      and all(_is_number(v, cast) for v in shown)
+      and shown[0] <= shown[1]
+  )
   # A box side of 0 px is no box: box_side's lower limit is exclusive.
   ok = ok and (shown[0] > lower if field == 'box_side' else shown[0] >= lower)
   ok = ok and shown[1] <= upper
   if not ok:
     kind = 'whole numbers' if cast is int else 'numbers'
     bound = '<' if field == 'box_side' else '<='
-    raise ValueError(f'config.masks.{field}={shown!r} is not an inclusive range (lo, hi) of '
-                     f'{kind} with {lower} {bound} lo <= hi <= {upper}: pass e.g. '
-                     f'--config.masks.{field}={example}')
+    raise ValueError(
+        f'config.masks.{field}={shown!r} is not an inclusive range (lo, hi) of '
+        f'{kind} with {lower} {bound} lo <= hi <= {upper}: pass e.g. '
+        f'--config.masks.{field}={example}'
+    )
 
 
 def validate_mask_config(mask_config, image_size):
@@ -431,23 +469,33 @@ def validate_mask_config(mask_config, image_size):
     raise ValueError(f'config.masks.kind={kind!r} is unknown: use one of {list(KINDS)}')
   num_patches = mask_config['num_patches']
   if not _is_number(num_patches, int) or num_patches < 1:
-    raise ValueError(f'config.masks.num_patches={num_patches!r} must be a whole number >= 1: '
-                     'pass e.g. --config.masks.num_patches=4')
+    raise ValueError(
+        f'config.masks.num_patches={num_patches!r} must be a whole number >= 1: '
+        'pass e.g. --config.masks.num_patches=4'
+    )
   patch_size = mask_config['patch_size']
   if not _is_number(patch_size, int) or not 1 <= patch_size <= image_size:
-    raise ValueError(f'config.masks.patch_size={patch_size!r} must be a whole number from 1 '
-                     f'to data.image_size={image_size}: pass e.g. --config.masks.patch_size='
-                     f'{max(1, image_size // 8)}')
+    raise ValueError(
+        f'config.masks.patch_size={patch_size!r} must be a whole number from 1 '
+        f'to data.image_size={image_size}: pass e.g. --config.masks.patch_size='
+        f'{max(1, image_size // 8)}'
+    )
   for field in _RANGE_LIMITS:
     _check_range(mask_config, field)
   mix = mask_config['mix']
   shown = tuple(mix) if isinstance(mix, (list, tuple)) else mix
-  if (not isinstance(shown, tuple) or len(shown) != len(EVAL_KINDS)
+  if (
+      not isinstance(shown, tuple)
+      or len(shown) != len(EVAL_KINDS)
       or not all(_is_number(w, float) and math.isfinite(w) and w >= 0 for w in shown)
-      or sum(shown) <= 0):
-    raise ValueError(f'config.masks.mix={shown!r} must be {len(EVAL_KINDS)} weights >= 0 of '
-                     f'{", ".join(EVAL_KINDS)}, not all 0: pass e.g. '
-                     '--config.masks.mix=(1.0,1.0,1.0)')
+      or sum(shown) <= 0
+  ):
+    raise ValueError(
+        f'config.masks.mix={shown!r} must be {len(EVAL_KINDS)} weights >= 0 of '
+        f'{", ".join(EVAL_KINDS)}, not all 0: pass e.g. '
+        '--config.masks.mix=(1.0,1.0,1.0)'
+    )
   if kind == 'files' and not mask_config.get('dir'):
-    raise ValueError("config.masks.kind='files' needs a folder of mask images: pass "
-                     '--config.masks.dir=FOLDER')
+    raise ValueError(
+        "config.masks.kind='files' needs a folder of mask images: pass " '--config.masks.dir=FOLDER'
+    )

@@ -26,7 +26,7 @@ def mae(a, b, mask=None) -> float:
 def psnr(a, b, mask=None, data_range=1.0) -> float:
   """10 log10(range^2 / MSE) over the image or the masked pixels; inf if equal."""
   error = mse(a, b, mask)
-  return float('inf') if error == 0 else float(10.0 * np.log10(data_range ** 2 / error))
+  return float('inf') if error == 0 else float(10.0 * np.log10(data_range**2 / error))
 
 
 def ssim(a, b, data_range=1.0) -> float:
@@ -51,7 +51,7 @@ def ssim(a, b, data_range=1.0) -> float:
     vx = cov_norm * (mean(x * x) - ux * ux)
     vy = cov_norm * (mean(y * y) - uy * uy)
     vxy = cov_norm * (mean(x * y) - ux * uy)
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
     pad = (win - 1) // 2
     values.append(s[pad:-pad, pad:-pad].mean())
   return float(np.mean(values))

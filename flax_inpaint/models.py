@@ -38,6 +38,7 @@ class ConvNormRelu(nn.Module):
   `input_channels`: zero-pad the input's channels (and the kernel's) to this many: the same
   outputs and params (0 or the input's own count: no padding; dilation 1 only).
   """
+
   features: int
   norm: str = 'none'
   dilation: int = 1
@@ -49,11 +50,13 @@ class ConvNormRelu(nn.Module):
   def __call__(self, x, *, train: bool):
     use_bias = self.norm == 'none'
     if self.input_channels and self.input_channels != x.shape[-1] and self.dilation == 1:
-      x = ops.PaddedInputConv(self.features, self.input_channels, use_bias, self.dtype,
-                              name='Conv_0')(x)
+      x = ops.PaddedInputConv(
+          self.features, self.input_channels, use_bias, self.dtype, name='Conv_0'
+      )(x)
     else:
-      x = nn.Conv(self.features, (3, 3), kernel_dilation=self.dilation, use_bias=use_bias,
-                  dtype=self.dtype)(x)
+      x = nn.Conv(
+          self.features, (3, 3), kernel_dilation=self.dilation, use_bias=use_bias, dtype=self.dtype
+      )(x)
     if self.norm == 'batch':
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
     return ops.relu(x, self.relu_impl)
@@ -75,6 +78,7 @@ class UNet(nn.Module):
       many channels, its kernel with it: the same function and params (GPUs run 8-channel
       convs on faster kernels than 4-channel ones).
   """
+
   widths: Sequence[int] = WIDTHS['small']
   bottleneck: str = 'dilated'
   norm: str = 'none'
@@ -88,26 +92,32 @@ class UNet(nn.Module):
 
   def _block(self, x, features, *, train, input_channels=0):
     for i in range(2):
-      x = ConvNormRelu(features, self.norm, dtype=self.dtype, relu_impl=self.relu_impl,
-                       input_channels=input_channels if i == 0 else 0)(x, train=train)
+      x = ConvNormRelu(
+          features,
+          self.norm,
+          dtype=self.dtype,
+          relu_impl=self.relu_impl,
+          input_channels=input_channels if i == 0 else 0,
+      )(x, train=train)
     return x
 
   @nn.compact
   def __call__(self, masked_image, hole_mask, *, train: bool = False):
-    start = (masked_image if self.coarse_fill == 'none'
-             else fills.pushpull(masked_image, hole_mask))
+    start = masked_image if self.coarse_fill == 'none' else fills.pushpull(masked_image, hole_mask)
     x = jnp.concatenate([start, hole_mask], axis=-1).astype(self.dtype)
     skips = []
     for level, width in enumerate(self.widths):
-      x = self._block(x, width, train=train,
-                      input_channels=self.input_channels if level == 0 else 0)
+      x = self._block(
+          x, width, train=train, input_channels=self.input_channels if level == 0 else 0
+      )
       skips.append(x)
       x = ops.max_pool_2x2(x, self.pool_impl)
     bottleneck_width = 2 * self.widths[-1]
     if self.bottleneck == 'dilated':
       for rate in DILATIONS:
-        x = ConvNormRelu(bottleneck_width, self.norm, rate, self.dtype,
-                         self.relu_impl)(x, train=train)
+        x = ConvNormRelu(bottleneck_width, self.norm, rate, self.dtype, self.relu_impl)(
+            x, train=train
+        )
     else:
       x = self._block(x, bottleneck_width, train=train)
     # Names as nn.Conv's automatic ones, so every upsample_impl shares one params tree.
@@ -122,8 +132,9 @@ class UNet(nn.Module):
     if self.coarse_fill == 'none':
       x = nn.Conv(3, (1, 1), dtype=self.dtype, name=name)(x)
       return nn.sigmoid(x.astype(jnp.float32))
-    correction = nn.Conv(3, (1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros,
-                         name=name)(x)
+    correction = nn.Conv(3, (1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros, name=name)(
+        x
+    )
     return jnp.clip(start + correction.astype(jnp.float32), 0.0, 1.0)
 
 
@@ -139,12 +150,18 @@ def mask_image(image, hole_mask):
 
 def create_model(model_config, impl_config) -> UNet:
   """Builds the U-Net named by a `config.model` section, computed as `config.impl` says."""
-  return UNet(widths=WIDTHS[model_config.size], bottleneck=model_config.bottleneck,
-              norm=model_config.norm, upsample=model_config.upsample,
-              dtype=jnp.dtype(model_config.dtype), pool_impl=impl_config.pool,
-              upsample_impl=impl_config.upsample, relu_impl=impl_config.relu,
-              input_channels=impl_config.unet_input_channels,
-              coarse_fill=model_config.coarse_fill)
+  return UNet(
+      widths=WIDTHS[model_config.size],
+      bottleneck=model_config.bottleneck,
+      norm=model_config.norm,
+      upsample=model_config.upsample,
+      dtype=jnp.dtype(model_config.dtype),
+      pool_impl=impl_config.pool,
+      upsample_impl=impl_config.upsample,
+      relu_impl=impl_config.relu,
+      input_channels=impl_config.unet_input_channels,
+      coarse_fill=model_config.coarse_fill,
+  )
 
 
 def size_multiple(model_config) -> int:

@@ -96,7 +96,7 @@ def _max_pool_reshape_bwd(residuals, grad):
     taken = taken | candidate
   zero = jnp.zeros((), grad.dtype)
   parts = [jnp.where(pick, grad, zero) for pick in picks]
-  rows = [jnp.stack(parts[2 * i:2 * i + 2], axis=3) for i in (0, 1)]  # [B, h, w, 2, C]
+  rows = [jnp.stack(parts[2 * i : 2 * i + 2], axis=3) for i in (0, 1)]  # [B, h, w, 2, C]
   return (jnp.stack(rows, axis=2).reshape(x.shape),)  # [B, h, 2, w, 2, C] -> NHWC
 
 
@@ -129,10 +129,14 @@ def subpixel_kernel(kernel):
   Phase a = 0 (even output rows) reads small-grid rows (i - 1, i) with taps
   (k0, k1 + k2); phase a = 1 reads rows (i, i + 1) with taps (k0 + k1, k2); columns alike.
   """
+
   def combine(k, axis):
     first, middle, last = (jnp.take(k, i, axis=axis) for i in range(3))
-    return (jnp.stack([first, middle + last], axis=axis),
-            jnp.stack([first + middle, last], axis=axis))
+    return (
+        jnp.stack([first, middle + last], axis=axis),
+        jnp.stack([first + middle, last], axis=axis),
+    )
+
   phases = [by_col for by_row in combine(kernel, 0) for by_col in combine(by_row, 1)]
   return jnp.concatenate(phases, axis=-1)  # Output channel = phase * O + o.
 
@@ -147,26 +151,39 @@ def upsample_conv_2x(x, kernel, bias, impl: str = 'subpixel', dtype=None):
   x = x.astype(dtype)
   if impl != 'subpixel':
     y = jax.lax.conv_general_dilated(
-        upsample_nearest_2x(x, impl), kernel.astype(dtype), (1, 1), 'SAME',
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+        upsample_nearest_2x(x, impl),
+        kernel.astype(dtype),
+        (1, 1),
+        'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    )
     return y + bias.astype(dtype)
   batch, height, width, _ = x.shape
   out = kernel.shape[-1]
   phases = subpixel_kernel(kernel)  # [2, 2, I, 4 * O]
   # Phase a reads small-grid rows (i - 1 + a, i + a): inside a 3x3 window centred on row
   # i, its 2x2 kernel takes rows a and a + 1 (zero row 2 - 2a); columns alike.
-  padded = [jnp.pad(phases[:, :, :, p * out:(p + 1) * out],
-                    ((p // 2, 1 - p // 2), (p % 2, 1 - p % 2), (0, 0), (0, 0)))
-            for p in range(4)]
+  padded = [
+      jnp.pad(
+          phases[:, :, :, p * out : (p + 1) * out],
+          ((p // 2, 1 - p // 2), (p % 2, 1 - p % 2), (0, 0), (0, 0)),
+      )
+      for p in range(4)
+  ]
   y = jax.lax.conv_general_dilated(
-      x, jnp.concatenate(padded, axis=-1).astype(dtype), (1, 1), 'SAME',
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+      x,
+      jnp.concatenate(padded, axis=-1).astype(dtype),
+      (1, 1),
+      'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+  )
   y = (y + jnp.tile(bias, 4).astype(dtype)).reshape(batch, height, width, 2, 2, out)
   return y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, out)
 
 
 class UpsampleConv(nn.Module):
   """Nearest 2x upsampling then a 3x3 conv; params as `nn.Conv(features, (3, 3))`'s."""
+
   features: int
   impl: str = 'subpixel'
   dtype: Any = jnp.float32
@@ -181,8 +198,9 @@ def conv3x3_params(module: nn.Module, in_features: int, features: int, use_bias:
   """(kernel, bias) params of `module` named, shaped and initialised as
   `nn.Conv(features, (3, 3), use_bias=use_bias)`'s (bias None without one), for modules
   that compute the conv their own way."""
-  kernel = module.param('kernel', nn.initializers.lecun_normal(),
-                        (3, 3, in_features, features), jnp.float32)
+  kernel = module.param(
+      'kernel', nn.initializers.lecun_normal(), (3, 3, in_features, features), jnp.float32
+  )
   if not use_bias:
     return kernel, None
   bias = module.param('bias', nn.initializers.zeros_init(), (features,), jnp.float32)
@@ -193,6 +211,7 @@ class PaddedInputConv(nn.Module):
   """nn.Conv(features, (3, 3), padding=1) whose input channels are zero-padded to `channels`
   (and the kernel's input rows with them): the same outputs and params as the plain conv,
   but GPUs run convolutions on few input channels (3 or 4) on slow generic kernels."""
+
   features: int
   channels: int
   use_bias: bool = True
@@ -201,12 +220,14 @@ class PaddedInputConv(nn.Module):
   @nn.compact
   def __call__(self, x):
     if self.channels < x.shape[-1]:
-      raise ValueError(f'input_channels={self.channels} is below the {x.shape[-1]} input '
-                       'channels')
+      raise ValueError(
+          f'input_channels={self.channels} is below the {x.shape[-1]} input ' 'channels'
+      )
     kernel, bias = conv3x3_params(self, x.shape[-1], self.features, self.use_bias)
     extra = self.channels - x.shape[-1]
     x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra))).astype(self.dtype)
     kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, extra), (0, 0))).astype(self.dtype)
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
-                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
     return y if bias is None else y + bias.astype(self.dtype)

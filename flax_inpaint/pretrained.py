@@ -48,7 +48,8 @@ def release_dir(name_or_dir, option: str = '--model') -> pathlib.Path:
     return RELEASES_DIR / str(name_or_dir)
   raise config_lib.ConfigError(
       f'{option}={name_or_dir}: no released model of that name (released: '
-      f'{", ".join(names()) or "none"}); pass one of them or a folder holding {PARAMS_FILE}')
+      f'{", ".join(names()) or "none"}); pass one of them or a folder holding {PARAMS_FILE}'
+  )
 
 
 def write(params, step: int, config, out_dir, storage_dtype: str = 'float16') -> pathlib.Path:
@@ -61,8 +62,7 @@ def write(params, step: int, config, out_dir, storage_dtype: str = 'float16') ->
   out_dir = pathlib.Path(out_dir).expanduser()
   out_dir.mkdir(parents=True, exist_ok=True)
   flat = traverse_util.flatten_dict(params, sep='/')
-  arrays = {key: np.asarray(value, np.float32).astype(storage_dtype)
-            for key, value in flat.items()}
+  arrays = {key: np.asarray(value, np.float32).astype(storage_dtype) for key, value in flat.items()}
   np.savez(out_dir / PARAMS_FILE, **arrays, **{_STEP_KEY: np.asarray(step, np.int64)})
   config_lib.write_config_json(config, out_dir)
   return out_dir
@@ -80,6 +80,8 @@ def read_config(directory):
   """The release's config (its training run's config.json)."""
   config = config_lib.read_config_json(directory)
   if config is None:
-    raise config_lib.ConfigError(f'{pathlib.Path(directory) / config_lib.CONFIG_FILE}: not '
-                                 'found: a release needs the config.json of its run')
+    raise config_lib.ConfigError(
+        f'{pathlib.Path(directory) / config_lib.CONFIG_FILE}: not '
+        'found: a release needs the config.json of its run'
+    )
   return config

@@ -48,12 +48,16 @@ from PIL import Image
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartParser
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import FileResponse
+from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
@@ -66,8 +70,10 @@ FIELDS = ('image', 'mask')
 HOLE_THRESHOLD = 128
 LOOPBACK_HOSTS = ('127.0.0.1', 'localhost')
 # The page may load only its own files (no CDN), and blob:/data: images it makes itself.
-PAGE_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; "
-                        "connect-src 'self' blob:; object-src 'none'; base-uri 'none'")
+PAGE_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self' blob:; object-src 'none'; base-uri 'none'"
+)
 # zlib level 1: on a 12 MP photo 0.56 s instead of 2.0 s for the default 6, for a file
 # 23% larger (2-core CPU dev box); the result usually travels over loopback.
 PNG_COMPRESS_LEVEL = 1
@@ -107,8 +113,9 @@ async def _limited_body(request: Request, limits: Limits):
   async for chunk in request.stream():
     received += len(chunk)
     if received > limits.max_upload_bytes:
-      raise RequestError(413, f'upload is over the limit of {limits.max_upload_mb:g} MiB '
-                         '(serve.max_upload_mb)')
+      raise RequestError(
+          413, f'upload is over the limit of {limits.max_upload_mb:g} MiB ' '(serve.max_upload_mb)'
+      )
     yield chunk
 
 
@@ -117,14 +124,21 @@ async def _read_files(request: Request, limits: Limits) -> dict:
   optional text field `method` (`api.METHODS`; default the model)."""
   declared = request.headers.get('content-length', '')
   if declared.isdigit() and int(declared) > limits.max_upload_bytes:
-    raise RequestError(413, f'upload of {int(declared):,} bytes is over the limit of '
-                       f'{limits.max_upload_mb:g} MiB (serve.max_upload_mb)')
+    raise RequestError(
+        413,
+        f'upload of {int(declared):,} bytes is over the limit of '
+        f'{limits.max_upload_mb:g} MiB (serve.max_upload_mb)',
+    )
   content_type = request.headers.get('content-type', '')
   if not content_type.startswith('multipart/form-data'):
-    raise RequestError(400, 'send multipart/form-data with the files "image" and "mask" '
-                       f'(got Content-Type {content_type or "none"!r})')
-  parser = MultiPartParser(request.headers, _limited_body(request, limits), max_files=4,
-                           max_fields=4)
+    raise RequestError(
+        400,
+        'send multipart/form-data with the files "image" and "mask" '
+        f'(got Content-Type {content_type or "none"!r})',
+    )
+  parser = MultiPartParser(
+      request.headers, _limited_body(request, limits), max_files=4, max_fields=4
+  )
   # Spooled files stay in memory up to this size; the body is capped below it, so no
   # upload is ever written to a temporary file.
   parser.spool_max_size = limits.max_upload_bytes + 1
@@ -137,8 +151,10 @@ async def _read_files(request: Request, limits: Limits) -> dict:
     for field in FIELDS:
       value = form.get(field)
       if value is None:
-        raise RequestError(400, f'missing field "{field}": send the files "image" and "mask" '
-                           'as multipart/form-data')
+        raise RequestError(
+            400,
+            f'missing field "{field}": send the files "image" and "mask" ' 'as multipart/form-data',
+        )
       if not isinstance(value, UploadFile):
         raise RequestError(400, f'field "{field}" must be a file upload, not text')
       files[field] = await value.read()
@@ -171,14 +187,19 @@ def _decode(data: bytes, field: str, limits: Limits) -> Tuple[np.ndarray, Option
   try:
     image = Image.open(io.BytesIO(data))
   except Image.DecompressionBombError as e:  # Sizes PIL itself refuses to open.
-    raise RequestError(413, f'{field}: far over the limit of {limits.max_pixels:,} pixels '
-                       f'(serve.max_pixels): {e}') from e
+    raise RequestError(
+        413,
+        f'{field}: far over the limit of {limits.max_pixels:,} pixels ' f'(serve.max_pixels): {e}',
+    ) from e
   except Exception as e:  # PIL raises many types for what is not an image.
     raise RequestError(400, f'{field}: not an image file (or one PIL cannot read)') from e
   width, height = image.size
   if width * height > limits.max_pixels:
-    raise RequestError(413, f'{field}: {width}x{height} = {width * height:,} pixels is over '
-                       f'the limit of {limits.max_pixels:,} (serve.max_pixels)')
+    raise RequestError(
+        413,
+        f'{field}: {width}x{height} = {width * height:,} pixels is over '
+        f'the limit of {limits.max_pixels:,} (serve.max_pixels)',
+    )
   try:
     # The same decoding rules as --mode=inpaint's image_files.read_image.
     displayed, raw_mode, _ = image_files.as_displayed(image)
@@ -218,8 +239,11 @@ class _Endpoints:
     image, icc_profile = _decode(files['image'], 'image', self.limits)
     mask, _ = _decode(files['mask'], 'mask', self.limits)
     if mask.shape[:2] != image.shape[:2]:
-      raise RequestError(422, f'mask is {mask.shape[1]}x{mask.shape[0]} but the image is '
-                         f'{image.shape[1]}x{image.shape[0]}: they must be the same size')
+      raise RequestError(
+          422,
+          f'mask is {mask.shape[1]}x{mask.shape[0]} but the image is '
+          f'{image.shape[1]}x{image.shape[0]}: they must be the same size',
+      )
     return image, image_files.hole_of(mask, HOLE_THRESHOLD), icc_profile
 
   async def inpaint(self, request: Request) -> Response:
@@ -262,16 +286,22 @@ class _Endpoints:
     method = files['method']
     del files
     start = time.perf_counter()
-    repaired = await anyio.to_thread.run_sync(self.inpainter.repair_array, image, hole,
-                                              method, limiter=self.model_limiter)
+    repaired = await anyio.to_thread.run_sync(
+        self.inpainter.repair_array, image, hole, method, limiter=self.model_limiter
+    )
     model_ms = (time.perf_counter() - start) * 1000
     png = await anyio.to_thread.run_sync(_encode_png, repaired, icc_profile)
     # Server-Timing: browsers' developer tools show it; includes the wait for the model.
-    return Response(png, media_type='image/png',
-                    headers={'Server-Timing': f'model;dur={model_ms:.1f}',
-                             'X-Hole-Pixels': str(int(hole.sum()))})
+    return Response(
+        png,
+        media_type='image/png',
+        headers={
+            'Server-Timing': f'model;dur={model_ms:.1f}',
+            'X-Hole-Pixels': str(int(hole.sum())),
+        },
+    )
 
-  async def health(self, request: Request) -> Response:  # pylint: disable=unused-argument
+  async def health(self, request: Request) -> Response:
     """Whether the server is up, and its model and limits.
     ---
     summary: Server and model status
@@ -300,16 +330,23 @@ class _Endpoints:
                     max_upload_mb: {type: number}
     """
     options = self.inpainter.options
-    return JSONResponse({
-        'status': 'ok',
-        'model': {'train_size': self.inpainter.train_size,
-                  'step': None if self.inpainter.step is None else int(self.inpainter.step),
-                  'strategy': options.strategy, 'window_sizes': list(options.run_sides)},
-        'methods': list(api.METHODS),
-        'hole_threshold': HOLE_THRESHOLD,
-        'limits': {'max_pixels': self.limits.max_pixels,
-                   'max_upload_mb': self.limits.max_upload_mb},
-    })
+    return JSONResponse(
+        {
+            'status': 'ok',
+            'model': {
+                'train_size': self.inpainter.train_size,
+                'step': None if self.inpainter.step is None else int(self.inpainter.step),
+                'strategy': options.strategy,
+                'window_sizes': list(options.run_sides),
+            },
+            'methods': list(api.METHODS),
+            'hole_threshold': HOLE_THRESHOLD,
+            'limits': {
+                'max_pixels': self.limits.max_pixels,
+                'max_upload_mb': self.limits.max_upload_mb,
+            },
+        }
+    )
 
 
 def _openapi_endpoint(schemas: SchemaGenerator):
@@ -320,26 +357,33 @@ def _openapi_endpoint(schemas: SchemaGenerator):
   return openapi
 
 
-async def _page(request: Request) -> Response:  # pylint: disable=unused-argument
-  return FileResponse(STATIC_DIR / 'index.html', headers={
-      'Content-Security-Policy': PAGE_SECURITY_POLICY, 'Cache-Control': 'no-cache'})
+async def _page(request: Request) -> Response:
+  return FileResponse(
+      STATIC_DIR / 'index.html',
+      headers={'Content-Security-Policy': PAGE_SECURITY_POLICY, 'Cache-Control': 'no-cache'},
+  )
 
 
-async def _request_error(request: Request, error: RequestError) -> Response:  # pylint: disable=unused-argument
+async def _request_error(request: Request, error: RequestError) -> Response:
   return _error(error.status, error.message)
 
 
-async def _http_error(request: Request, error: HTTPException) -> Response:  # pylint: disable=unused-argument
+async def _http_error(request: Request, error: HTTPException) -> Response:
   return _error(error.status_code, error.detail)
 
 
-async def _server_error(request: Request, error: Exception) -> Response:  # pylint: disable=unused-argument
+async def _server_error(request: Request, error: Exception) -> Response:
   # Starlette re-raises the error after this answer, so uvicorn logs its traceback.
   return _error(500, f'internal error: {type(error).__name__}: {error}'.splitlines()[0])
 
 
-def create_app(inpainter, *, max_pixels: int = 25_000_000, max_upload_mb: float = 50,
-               allowed_hosts: Optional[Sequence[str]] = None) -> Starlette:
+def create_app(
+    inpainter,
+    *,
+    max_pixels: int = 25_000_000,
+    max_upload_mb: float = 50,
+    allowed_hosts: Optional[Sequence[str]] = None,
+) -> Starlette:
   """The page and the API around `inpainter` (an api.Inpainter).
 
   Args:
@@ -348,9 +392,16 @@ def create_app(inpainter, *, max_pixels: int = 25_000_000, max_upload_mb: float 
     allowed_hosts: Host header names answered (None: any); others get 400.
   """
   endpoints = _Endpoints(inpainter, Limits(max_pixels, max_upload_mb))
-  schemas = SchemaGenerator({'openapi': '3.0.3', 'info': {
-      'title': 'flax_inpaint', 'version': '1',
-      'description': 'Repair the holes of an image with a trained flax_inpaint model.'}})
+  schemas = SchemaGenerator(
+      {
+          'openapi': '3.0.3',
+          'info': {
+              'title': 'flax_inpaint',
+              'version': '1',
+              'description': 'Repair the holes of an image with a trained flax_inpaint model.',
+          },
+      }
+  )
   routes = [
       Route('/', _page, include_in_schema=False),
       Route('/api/health', endpoints.health, methods=['GET']),
@@ -358,10 +409,20 @@ def create_app(inpainter, *, max_pixels: int = 25_000_000, max_upload_mb: float 
       Route('/api/openapi.json', _openapi_endpoint(schemas), include_in_schema=False),
       Mount('/static', StaticFiles(directory=STATIC_DIR), name='static'),
   ]
-  middleware = ([Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
-                if allowed_hosts else [])
-  return Starlette(routes=routes, middleware=middleware, exception_handlers={
-      RequestError: _request_error, HTTPException: _http_error, Exception: _server_error})
+  middleware = (
+      [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+      if allowed_hosts
+      else []
+  )
+  return Starlette(
+      routes=routes,
+      middleware=middleware,
+      exception_handlers={
+          RequestError: _request_error,
+          HTTPException: _http_error,
+          Exception: _server_error,
+      },
+  )
 
 
 # ----------------------------------------------------------------------------------
@@ -386,8 +447,9 @@ def bind(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
   except OSError as e:
     sock.close()
-    raise ServeError(f'--host={host} --port={port}: cannot listen there ({e.strerror}): '
-                     'pass another --port') from e
+    raise ServeError(
+        f'--host={host} --port={port}: cannot listen there ({e.strerror}): ' 'pass another --port'
+    ) from e
   sock.listen(128)
   sock.set_inheritable(True)
   return sock
@@ -397,31 +459,40 @@ def _warm_up(inpainter) -> None:
   """Compiles the smallest window now, so that the first repair is not the slow one."""
   size = inpainter.train_size
   hole = np.zeros((size, size), bool)
-  hole[size // 4:size // 2, size // 4:size // 2] = True
+  hole[size // 4 : size // 2, size // 4 : size // 2] = True
   inpainter.inpaint_array(np.zeros((size, size, 3), np.uint8), hole)
 
 
 def serve(config, workdir, host: str = '127.0.0.1', port: int = 8765) -> None:
   """Serves the page and the API on host:port until interrupted (config None: the run's
   WORKDIR/config.json). Raises ServeError, config_lib.ConfigError (one line each)."""
-  import uvicorn  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import api  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  import uvicorn
+
+  from flax_inpaint import api
+  from flax_inpaint import config_lib
+
   config = config_lib.config_for_workdir(config, workdir, mode='serve')
   sock = bind(host, port)  # Before the model loads: a taken port fails at once.
   inpainter = api.Inpainter.from_workdir(workdir, config)
   _warm_up(inpainter)
   local = _is_loopback(host)
-  app = create_app(inpainter, max_pixels=config.serve.max_pixels,
-                   max_upload_mb=config.serve.max_upload_mb,
-                   # IPv6 Host headers ([::1]:port) are not matched by name: no check.
-                   allowed_hosts=(host,) + LOOPBACK_HOSTS if local and ':' not in host
-                   else None)
+  app = create_app(
+      inpainter,
+      max_pixels=config.serve.max_pixels,
+      max_upload_mb=config.serve.max_upload_mb,
+      # IPv6 Host headers ([::1]:port) are not matched by name: no check.
+      allowed_hosts=(host,) + LOOPBACK_HOSTS if local and ':' not in host else None,
+  )
   bound_port = sock.getsockname()[1]
   shown_host = f'[{host}]' if ':' in host else host
-  logging.info('Serving on http://%s:%d %s', shown_host, bound_port,
-               '(local only; --host=0.0.0.0 to expose)' if local else
-               '(reachable from other machines: anyone who reaches it can use the model)')
+  logging.info(
+      'Serving on http://%s:%d %s',
+      shown_host,
+      bound_port,
+      '(local only; --host=0.0.0.0 to expose)'
+      if local
+      else '(reachable from other machines: anyone who reaches it can use the model)',
+  )
   server = uvicorn.Server(uvicorn.Config(app, log_level='warning', server_header=False))
   try:
     server.run(sockets=[sock])

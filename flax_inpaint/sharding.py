@@ -10,8 +10,9 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
   """A 1-D mesh over `devices` (default: all devices of all processes)."""
   devices = jax.devices() if devices is None else list(devices)
   # Auto axes: XLA propagates shardings from the inputs and the constraints we place.
-  return jax.make_mesh((len(devices),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
+  return jax.make_mesh(
+      (len(devices),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
+  )
 
 
 def batch_sharding(mesh):
@@ -31,6 +32,8 @@ def global_batch(local_batch: np.ndarray, mesh) -> jax.Array:
 def local_batch_size(global_batch_size: int) -> int:
   """Rows each process reads; the global batch must divide over the processes."""
   if global_batch_size % jax.process_count():
-    raise ValueError(f'config.train.batch_size={global_batch_size} does not divide over '
-                     f'{jax.process_count()} processes')
+    raise ValueError(
+        f'config.train.batch_size={global_batch_size} does not divide over '
+        f'{jax.process_count()} processes'
+    )
   return global_batch_size // jax.process_count()

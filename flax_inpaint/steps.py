@@ -25,6 +25,7 @@ class TrainState:
 
   `ema_params`: the params' exponential moving average (train.ema_decay), {} when off.
   """
+
   step: jax.Array
   params: Any
   batch_stats: Any
@@ -51,10 +52,12 @@ def make_schedule(train_config):
   lr, warmup = train_config.lr, train_config.warmup_steps
   if train_config.schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(
-        0.0, lr, max(warmup, 1), max(train_config.num_steps, warmup + 1))
+        0.0, lr, max(warmup, 1), max(train_config.num_steps, warmup + 1)
+    )
   if warmup:
     return optax.join_schedules(
-        [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])
+        [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup]
+    )
   return optax.constant_schedule(lr)
 
 
@@ -64,15 +67,18 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
   return optax.chain(*chain, optax.adam(make_schedule(train_config)))
 
 
-def init_state(model, tx, image_size: int, seed: int, ema: bool = False,
-               params=None) -> TrainState:
+def init_state(model, tx, image_size: int, seed: int, ema: bool = False, params=None) -> TrainState:
   """A fresh state (call under jit with out_shardings, or via jax.eval_shape). `params`:
   start from these (train.init_from) instead of random ones; the optimizer starts afresh."""
   variables = init_variables(model, image_size, seed)
   params = variables['params'] if params is None else params
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get('batch_stats', {}),
-                    opt_state=tx.init(params), ema_params=params if ema else {})
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      batch_stats=variables.get('batch_stats', {}),
+      opt_state=tx.init(params),
+      ema_params=params if ema else {},
+  )
 
 
 def create_train_state(model, tx, image_size, seed, mesh, ema=False, params=None):
@@ -113,7 +119,7 @@ def to_float_images(images):
 # Metrics key of the first step whose loss was not finite (NO_NONFINITE_STEP when none):
 # the loop reduces it with min, where every other metric is summed.
 FIRST_NONFINITE_STEP = 'first_nonfinite_step'
-NO_NONFINITE_STEP = 2 ** 31 - 1
+NO_NONFINITE_STEP = 2**31 - 1
 
 
 def to_float_holes(hole_mask):
@@ -149,8 +155,10 @@ def make_train_step(model, tx, config, mesh):
     if hole_mask is not None:
       return to_float_holes(hole_mask)
     if mask_config.kind not in masks.DRAWN_KINDS:
-      raise ValueError(f'masks.kind={mask_config.kind!r}: the train step needs the batch\'s '
-                       'hole masks (the input pipeline yields (images, holes) batches)')
+      raise ValueError(
+          f"masks.kind={mask_config.kind!r}: the train step needs the batch's "
+          'hole masks (the input pipeline yields (images, holes) batches)'
+      )
     key = masks.step_mask_key(base_key, state.step, fixed=fixed)
     # On crops (data.crop_size) the holes keep the whole image's pixel sizes.
     full_side = config.data.image_size if (height, width) != (config.data.image_size,) * 2 else 0
@@ -167,27 +175,35 @@ def make_train_step(model, tx, config, mesh):
     def loss_fn(params):
       variables = {'params': params, 'batch_stats': state.batch_stats}
       if use_batch_norm:
-        prediction, updates = model.apply(variables, masked, hole_mask, train=True,
-                                          mutable=['batch_stats'])
+        prediction, updates = model.apply(
+            variables, masked, hole_mask, train=True, mutable=['batch_stats']
+        )
       else:
         prediction, updates = model.apply(variables, masked, hole_mask, train=True), {}
-      loss, terms = losses.total_loss(prediction=prediction, target=images,
-                                      hole_mask=hole_mask, loss_config=loss_config,
-                                      vgg_params=vgg_params, vgg_options=vgg_options)
+      loss, terms = losses.total_loss(
+          prediction=prediction,
+          target=images,
+          hole_mask=hole_mask,
+          loss_config=loss_config,
+          vgg_params=vgg_params,
+          vgg_options=vgg_options,
+      )
       return loss, (terms, updates)
 
     grads, (terms, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, param_updates)
     new_state = state.replace(
-        step=state.step + 1, params=params, opt_state=opt_state,
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
         batch_stats=updates.get('batch_stats', state.batch_stats),
         ema_params=optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
-        if ema_decay else state.ema_params)
-    first_nonfinite = jnp.where(jnp.isfinite(terms['loss']), NO_NONFINITE_STEP,
-                                state.step + 1)
-    metrics = {**terms, 'grad_norm': optax.tree.norm(grads),
-               FIRST_NONFINITE_STEP: first_nonfinite}
+        if ema_decay
+        else state.ema_params,
+    )
+    first_nonfinite = jnp.where(jnp.isfinite(terms['loss']), NO_NONFINITE_STEP, state.step + 1)
+    metrics = {**terms, 'grad_norm': optax.tree.norm(grads), FIRST_NONFINITE_STEP: first_nonfinite}
     return new_state, metrics
 
   rep = sharding.replicated(mesh)
@@ -198,8 +214,7 @@ def _infer(model, variables, images, hole_mask):
   """(float images, float hole mask, prediction) of one inference pass (no batch-norm
   updates): the images with their holes blacked out, as in training."""
   images, hole_mask = to_float_images(images), to_float_holes(hole_mask)
-  prediction = model.apply(variables, models.mask_image(images, hole_mask), hole_mask,
-                           train=False)
+  prediction = model.apply(variables, models.mask_image(images, hole_mask), hole_mask, train=False)
   return images, hole_mask, prediction
 
 
@@ -209,7 +224,8 @@ def make_repair_fn(model):
   @jax.jit
   def repair(params, batch_stats, images, hole_mask):
     images, hole_mask, prediction = _infer(
-        model, {'params': params, 'batch_stats': batch_stats}, images, hole_mask)
+        model, {'params': params, 'batch_stats': batch_stats}, images, hole_mask
+    )
     return prediction, models.composite(prediction, images, hole_mask)
 
   return repair

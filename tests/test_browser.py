@@ -34,7 +34,8 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')
 needs_chromium = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
-    reason='no chromium/chromedriver binary (apt-get install -y chromium chromium-driver)')
+    reason='no chromium/chromedriver binary (apt-get install -y chromium chromium-driver)',
+)
 
 SCREENSHOT = ROOT / 'docs' / 'screenshots' / 'serve.png'
 SCREENSHOT_WORKDIR = 'FLAX_INPAINT_SCREENSHOT_WORKDIR'
@@ -102,8 +103,12 @@ def server_url(request):
   if not workdir:
     workdir = request.getfixturevalue('tiny_run')
   process = subprocess.Popen(
-      [sys.executable, str(ROOT / 'main.py'), '--mode=serve', f'--workdir={workdir}',
-       '--port=0'], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      [sys.executable, str(ROOT / 'main.py'), '--mode=serve', f'--workdir={workdir}', '--port=0'],
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
   lines, started = [], threading.Event()
 
   def read_output():  # Drained for the server's whole life, so it never blocks on a pipe.
@@ -126,13 +131,20 @@ def server_url(request):
 
 @pytest.fixture(scope='module')
 def browser():
-  from selenium import webdriver  # pylint: disable=g-import-not-at-top
-  from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
+  from selenium import webdriver
+  from selenium.webdriver.chrome.service import Service
+
   options = webdriver.ChromeOptions()
   options.binary_location = CHROMIUM
-  for argument in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage',
-                   '--window-size=1400,900', '--force-device-scale-factor=1',
-                   '--disable-extensions', '--no-first-run'):
+  for argument in (
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-dev-shm-usage',
+      '--window-size=1400,900',
+      '--force-device-scale-factor=1',
+      '--disable-extensions',
+      '--no-first-run',
+  ):
     options.add_argument(argument)
   options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})  # The page's console.
   driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
@@ -144,13 +156,15 @@ def browser():
 
 
 def wait_for(driver, script, timeout=60):
-  from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.support.ui import WebDriverWait
+
   WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: d.execute_script(script))
 
 
 def paint_stroke(driver, canvas, relative_points):
   """Presses the mouse at the first point (fractions of the canvas), drags through the rest."""
-  from selenium.webdriver.common.action_chains import ActionChains  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.common.action_chains import ActionChains
+
   width, height = canvas.size['width'], canvas.size['height']
   pixels = [(round((fx - 0.5) * width), round((fy - 0.5) * height)) for fx, fy in relative_points]
   actions = ActionChains(driver, duration=20)
@@ -162,8 +176,7 @@ def paint_stroke(driver, canvas, relative_points):
 
 def console_errors(driver):
   """The page's console errors so far: script errors, CSP refusals, failed loads."""
-  return [entry['message'] for entry in driver.get_log('browser')
-          if entry['level'] == 'SEVERE']
+  return [entry['message'] for entry in driver.get_log('browser') if entry['level'] == 'SEVERE']
 
 
 def distance_to_polyline(height, width, points):
@@ -175,10 +188,10 @@ def distance_to_polyline(height, width, points):
   for start, end in segments:
     direction = end - start
     length2 = max(direction @ direction, 1e-12)
-    t = np.clip(((xs - start[0]) * direction[0] + (ys - start[1]) * direction[1]) / length2,
-                0, 1)
-    best = np.minimum(best, np.hypot(xs - start[0] - t * direction[0],
-                                     ys - start[1] - t * direction[1]))
+    t = np.clip(((xs - start[0]) * direction[0] + (ys - start[1]) * direction[1]) / length2, 0, 1)
+    best = np.minimum(
+        best, np.hypot(xs - start[0] - t * direction[0], ys - start[1] - t * direction[1])
+    )
   return best
 
 
@@ -195,7 +208,7 @@ def test_the_suite_never_writes_the_readme_screenshot(tmp_path):
 
 @needs_chromium
 def test_paint_repair_and_compare_in_chromium(browser, server_url, tmp_path):
-  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.common.by import By
   # A real photo at 1800x1200: shown smaller than its pixels, so painting must map the
   # pointer to image pixels.
   photo = np.asarray(Image.fromarray(skimage.data.coffee()).resize((1800, 1200)))
@@ -203,20 +216,26 @@ def test_paint_repair_and_compare_in_chromium(browser, server_url, tmp_path):
   Image.fromarray(photo).save(path)
 
   browser.get(server_url)
-  wait_for(browser, "return document.getElementById('model-info').textContent"
-                    ".startsWith('model: ')")
+  wait_for(
+      browser, "return document.getElementById('model-info').textContent" ".startsWith('model: ')"
+  )
   browser.find_element(By.ID, 'file').send_keys(str(path))
-  wait_for(browser, "return document.getElementById('canvas').width === 1800 && "
-                    "!document.getElementById('stage').hidden")
+  wait_for(
+      browser,
+      "return document.getElementById('canvas').width === 1800 && "
+      "!document.getElementById('stage').hidden",
+  )
   browser.execute_script(RECORD_POINTER)
   canvas = browser.find_element(By.ID, 'canvas')
-  paint_stroke(browser, canvas, [(0.15, 0.30), (0.30, 0.40), (0.45, 0.45), (0.60, 0.42),
-                                 (0.75, 0.60)])
+  paint_stroke(
+      browser, canvas, [(0.15, 0.30), (0.30, 0.40), (0.45, 0.45), (0.60, 0.42), (0.75, 0.60)]
+  )
   # Where the stroke was, in image pixels, from the pointer positions the page received
   # (read now: the layout changes when the result is shown).
   left, top, shown_width = browser.execute_script(
       "const r = document.getElementById('canvas').getBoundingClientRect();"
-      'return [r.left, r.top, r.width];')
+      'return [r.left, r.top, r.width];'
+  )
   scale = photo.shape[1] / shown_width
   assert scale > 1.5  # The photo is shown scaled down.
   trace = browser.execute_script('return window.pointerTrace')
@@ -270,7 +289,8 @@ def test_paint_repair_and_compare_in_chromium(browser, server_url, tmp_path):
 def test_drop_mask_file_and_eraser(browser, server_url, tmp_path):
   """An image dropped on the page opens; a mask file of another size is refused in one
   line; one of the right size becomes the painted mask; the eraser removes paint."""
-  from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.common.by import By
+
   image = np.zeros((90, 120, 3), np.uint8) + 128
   Image.fromarray(image).save(tmp_path / 'grey.png')
   hole = np.zeros((90, 120), np.uint8)
@@ -279,13 +299,15 @@ def test_drop_mask_file_and_eraser(browser, server_url, tmp_path):
   Image.fromarray(hole[:, :100]).save(tmp_path / 'small.png')
 
   browser.get(server_url)
-  browser.execute_script(DROP_FILE, base64.b64encode((tmp_path / 'grey.png').read_bytes())
-                         .decode(), 'grey.png')
+  browser.execute_script(
+      DROP_FILE, base64.b64encode((tmp_path / 'grey.png').read_bytes()).decode(), 'grey.png'
+  )
   wait_for(browser, "return document.getElementById('canvas').width === 120")
   browser.find_element(By.ID, 'mask-file').send_keys(str(tmp_path / 'small.png'))
   wait_for(browser, "return !document.getElementById('error').hidden")
   assert browser.find_element(By.ID, 'error').text == (
-      'small.png is 100x90 but the image is 120x90: they must be the same size')
+      'small.png is 100x90 but the image is 120x90: they must be the same size'
+  )
   browser.find_element(By.ID, 'mask-file').send_keys(str(tmp_path / 'mask.png'))
   wait_for(browser, f'{PAINTED_PIXELS.replace("return count;", "return count === 1800;")}')
   browser.find_element(By.ID, 'eraser').click()

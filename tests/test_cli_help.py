@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import ROOT, run_main
+from conftest import ROOT
+from conftest import run_main
 from flax_inpaint import cli
 
 
@@ -17,9 +18,15 @@ def run_installed(args, timeout=300):
   """The `flax-inpaint` console command (the entry point pip installs: cli.run)."""
   code = 'import sys; from flax_inpaint import cli; cli.run(["flax-inpaint"] + sys.argv[1:])'
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run([sys.executable, '-c', code] + list(args), cwd=ROOT, env=env,
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                        timeout=timeout)
+  return subprocess.run(
+      [sys.executable, '-c', code] + list(args),
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      timeout=timeout,
+  )
 
 
 def error_lines(output):
@@ -37,40 +44,60 @@ MODE_LINES = [
 ]
 
 
-@pytest.mark.parametrize('runner,command', [(run_main, 'python main.py --mode=MODE'),
-                                            (run_installed, 'flax-inpaint MODE')])
+@pytest.mark.parametrize(
+    'runner,command',
+    [(run_main, 'python main.py --mode=MODE'), (run_installed, 'flax-inpaint MODE')],
+)
 def test_help_lists_the_modes_and_exits_0(runner, command):
   result = runner(['--help'])
   assert result.returncode == 0, result.stdout
   assert result.stdout.splitlines() == (
-      [f'usage: {command} [flags]', '', 'modes:'] + MODE_LINES
-      + ['', f'{command} --help: the flags of a mode and an example; --helpfull: every mode\'s.'])
+      [f'usage: {command} [flags]', '', 'modes:']
+      + MODE_LINES
+      + ['', f"{command} --help: the flags of a mode and an example; --helpfull: every mode's."]
+  )
 
 
-@pytest.mark.parametrize('runner,args,command', [
-    (run_main, ['--mode=inpaint', '--help'], 'python main.py --mode=inpaint'),
-    (run_installed, ['inpaint', '--help'], 'flax-inpaint inpaint'),
-    (run_installed, ['inpaint', '-h'], 'flax-inpaint inpaint'),
-])
+@pytest.mark.parametrize(
+    'runner,args,command',
+    [
+        (run_main, ['--mode=inpaint', '--help'], 'python main.py --mode=inpaint'),
+        (run_installed, ['inpaint', '--help'], 'flax-inpaint inpaint'),
+        (run_installed, ['inpaint', '-h'], 'flax-inpaint inpaint'),
+    ],
+)
 def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
   result = runner(args)
   assert result.returncode == 0, result.stdout
   lines = result.stdout.splitlines()
   assert lines[:6] == [
-      f'{command}: repair your own image files with a trained model', '', 'example:',
+      f'{command}: repair your own image files with a trained model',
+      '',
+      'example:',
       f'  {command} --workdir=/tmp/flax_inpaint_demo --input=photos/ --mask=masks/ '
-      '--output=repaired/', '', 'flags:']
+      '--output=repaired/',
+      '',
+      'flags:',
+  ]
   assert [line.split()[0] for line in lines[6:]] == [
-      '--workdir', '--input', '--mask', '--output', '--mask_threshold', '--overwrite',
-      '--config', '--config.FIELD=VALUE']
+      '--workdir',
+      '--input',
+      '--mask',
+      '--output',
+      '--mask_threshold',
+      '--overwrite',
+      '--config',
+      '--config.FIELD=VALUE',
+  ]
   assert lines[10] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
 
 
 def test_helpfull_is_every_modes_help():
   result = run_main(['--helpfull'])
   assert result.returncode == 0, result.stdout
-  helps = [run_main(['--help']).stdout] + [run_main([f'--mode={mode}', '--help']).stdout
-                                           for mode in cli.MODES]
+  helps = [run_main(['--help']).stdout] + [
+      run_main([f'--mode={mode}', '--help']).stdout for mode in cli.MODES
+  ]
   assert result.stdout == '\n'.join(helps)
 
 
@@ -79,7 +106,8 @@ def test_every_mode_has_help():
   result = run_installed(['nope', '--help'])
   assert result.returncode == 2
   assert result.stdout.splitlines() == [
-      "error: no mode 'nope'; modes are train, eval, prepare, inpaint, serve, export, lr_sweep"]
+      "error: no mode 'nope'; modes are train, eval, prepare, inpaint, serve, export, lr_sweep"
+  ]
 
 
 @pytest.fixture
@@ -93,14 +121,14 @@ def broken_configs(tmp_path):
 def test_config_files_that_cannot_give_a_config_are_one_line(broken_configs, tmp_path):
   cases = {
       'configs/nope.py': 'error: --config=configs/nope.py: no such file (config files are in '
-                         'configs/, e.g. --config=configs/full.py)',
+      'configs/, e.g. --config=configs/full.py)',
       f'{broken_configs}/raises.py': f'error: --config={broken_configs}/raises.py: loading it '
-                                     'raised RuntimeError: boom (line 2)',
+      'raised RuntimeError: boom (line 2)',
       f'{broken_configs}/empty.py': f'error: --config={broken_configs}/empty.py: defines no '
-                                    'get_config(); a config file returns its ConfigDict from '
-                                    'get_config() (see configs/test.py)',
+      'get_config(); a config file returns its ConfigDict from '
+      'get_config() (see configs/test.py)',
       f'{broken_configs}/typo.py': f'error: --config={broken_configs}/typo.py: loading it '
-                                   'raised SyntaxError: invalid syntax (line 1)',
+      'raised SyntaxError: invalid syntax (line 1)',
   }
   for config, line in cases.items():
     result = run_main([f'--config={config}'], tmp_path / 'w')
@@ -114,8 +142,12 @@ def one_image(tmp_path):
   hole = np.zeros((40, 40), np.uint8)
   hole[10:20, 10:20] = 255
   Image.fromarray(hole).save(tmp_path / 'mask.png')
-  return ['--mode=inpaint', f'--input={tmp_path}/a.png', f'--mask={tmp_path}/mask.png',
-          f'--output={tmp_path}/out']
+  return [
+      '--mode=inpaint',
+      f'--input={tmp_path}/a.png',
+      f'--mask={tmp_path}/mask.png',
+      f'--output={tmp_path}/out',
+  ]
 
 
 def test_overrides_without_config_apply_to_the_runs_config_json(tiny_run, one_image):
@@ -123,13 +155,14 @@ def test_overrides_without_config_apply_to_the_runs_config_json(tiny_run, one_im
   result = run_main(one_image + ['--config.inpaint.strategy=tile'], tiny_run)
   assert result.returncode == 2
   assert error_lines(result.stdout) == [
-      "error: config.inpaint.strategy='tile' is unknown; use one of ['crop', 'resize', "
-      "'full']"]
+      "error: config.inpaint.strategy='tile' is unknown; use one of ['crop', 'resize', " "'full']"
+  ]
   result = run_main(one_image + ['--config.inpaint.stratgy=full'], tiny_run)
   assert result.returncode == 2
   assert error_lines(result.stdout) == [
       "error: --config.inpaint.stratgy=full: config.inpaint has no field 'stratgy' (did you "
-      'mean "strategy"?); flax_inpaint/defaults.py lists every field']
+      'mean "strategy"?); flax_inpaint/defaults.py lists every field'
+  ]
   result = run_main(one_image + ['--config.inpaint.strategy=full'], tiny_run)
   assert result.returncode == 0, result.stdout[-3000:]
 
@@ -139,7 +172,8 @@ def test_overrides_without_config_in_train_say_config_is_needed(tmp_path):
   assert result.returncode == 2
   assert result.stdout.splitlines() == [
       'error: --config.train.lr=1e-3: --mode=train needs --config=FILE (e.g. '
-      'configs/full.py) for overrides to apply to']
+      'configs/full.py) for overrides to apply to'
+  ]
 
 
 def test_the_console_shows_what_a_user_needs(tiny_run, one_image):

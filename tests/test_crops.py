@@ -60,7 +60,7 @@ def smooth_image(height, width, seed=0):
 def hole_mask(height, width, *boxes):
   hole = np.zeros((height, width), bool)
   for y, x, h, w in boxes:
-    hole[y:y + h, x:x + w] = True
+    hole[y : y + h, x : x + w] = True
   return hole
 
 
@@ -69,7 +69,7 @@ def random_hole(height, width, rng, count):
   for _ in range(count):
     h, w = rng.integers(1, 12, 2)
     y, x = rng.integers(0, height), rng.integers(0, width)
-    hole[y:y + h, x:x + w] = True
+    hole[y : y + h, x : x + w] = True
   return hole
 
 
@@ -95,11 +95,17 @@ def test_holes_get_the_models_prediction_on_the_window(predict):
   # The window by hand: the 6x6 hole grown to 32x32 around it, run at the 32 bucket.
   (window,) = windows_for(hole)
   assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (
-      37, 27, 69, 59, (32, 32))
+      37,
+      27,
+      69,
+      59,
+      (32, 32),
+  )
   expected = np.asarray(predict(image[None, 37:69, 27:59], hole[None, 37:69, 27:59]))[0]
   expected = np.clip(np.round(expected * 255), 0, 255).astype(np.uint8)
-  np.testing.assert_array_equal(repaired[37:69, 27:59][hole[37:69, 27:59]],
-                                expected[hole[37:69, 27:59]])
+  np.testing.assert_array_equal(
+      repaired[37:69, 27:59][hole[37:69, 27:59]], expected[hole[37:69, 27:59]]
+  )
 
 
 def expected_repair(predict, image, hole, window, mode):
@@ -109,7 +115,7 @@ def expected_repair(predict, image, hole, window, mode):
   padded_image = np.pad(crop_image, ((0, pads[0]), (0, pads[1]), (0, 0)), mode=mode)
   padded_hole = np.pad(crop_hole, ((0, pads[0]), (0, pads[1])), mode=mode)
   expected = np.asarray(predict(padded_image[None], padded_hole[None]))[0]
-  expected = expected[:window.height, :window.width]
+  expected = expected[: window.height, : window.width]
   return np.clip(np.round(expected * 255), 0, 255).astype(np.uint8)[crop_hole]
 
 
@@ -119,11 +125,12 @@ def test_a_window_is_padded_to_its_run_shape_by_reflection(predict):
   image = smooth_image(40, 50, seed=2)
   hole = hole_mask(40, 50, (13, 10, 14, 30))
   (window,) = windows_for(hole)
-  assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (
-      4, 2, 36, 48, (32, 52))
+  assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (4, 2, 36, 48, (32, 52))
   repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
-  np.testing.assert_array_equal(repaired[window.slices][hole[window.slices]],
-                                expected_repair(predict, image, hole, window, 'reflect'))
+  np.testing.assert_array_equal(
+      repaired[window.slices][hole[window.slices]],
+      expected_repair(predict, image, hole, window, 'reflect'),
+  )
 
 
 def test_padding_as_large_as_the_window_is_symmetric(predict):
@@ -132,11 +139,11 @@ def test_padding_as_large_as_the_window_is_symmetric(predict):
   image = smooth_image(14, 30, seed=5)
   hole = hole_mask(14, 30, (3, 10, 5, 8))
   (window,) = windows_for(hole)
-  assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (
-      0, 0, 14, 30, (32, 32))
+  assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (0, 0, 14, 30, (32, 32))
   repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
-  np.testing.assert_array_equal(repaired[hole],
-                                expected_repair(predict, image, hole, window, 'symmetric'))
+  np.testing.assert_array_equal(
+      repaired[hole], expected_repair(predict, image, hole, window, 'symmetric')
+  )
 
 
 def test_close_holes_share_a_window_and_far_holes_do_not():
@@ -156,7 +163,7 @@ def test_windows_are_disjoint_cover_every_hole_and_reach_train_size(seed):
   windows = windows_for(hole)
   covered = np.zeros_like(hole, int)
   for w in windows:
-    covered[w.y0:w.y1, w.x0:w.x1] += 1
+    covered[w.y0 : w.y1, w.x0 : w.x1] += 1
     assert w.height >= min(32, height) and w.width >= min(32, width)
     assert 0 <= w.y0 < w.y1 <= height and 0 <= w.x0 < w.x1 <= width
   assert covered.max() == 1  # Disjoint.
@@ -178,13 +185,13 @@ def test_six_image_sizes_compile_four_programs_of_run_sides(predict):
     hole = hole_mask(height, width, (height // 3, width // 4, 5, 6))
     if i % 2:  # A larger hole too: a window over 32, run at a larger side.
       hole |= hole_mask(height, width, (height // 2, width // 2, 20, 20)) & (
-          rng.random((height, width)) < 0.9)
+          rng.random((height, width)) < 0.9
+      )
     repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
     np.testing.assert_array_equal(repaired[~hole], image[~hole])
   assert len(predict.shapes) >= len(sizes)
   assert crops.run_sides(OPTIONS['buckets'], OPTIONS['multiple']) == (32, 36, 44, 52, 60, 64)
-  assert set(predict.shapes) == {(1, 32, 32, 3), (1, 36, 36, 3), (1, 52, 52, 3),
-                                 (1, 60, 60, 3)}
+  assert set(predict.shapes) == {(1, 32, 32, 3), (1, 36, 36, 3), (1, 52, 52, 3), (1, 60, 60, 3)}
 
 
 def test_whole_image_path_compiles_one_program_per_size(predict):
@@ -212,8 +219,9 @@ def test_resize_runs_a_large_window_at_the_largest_bucket(predict):
   # (Columns 53..59 are padding, where the hole is mirrored.)
   rows, cols = np.nonzero(small_hole[:, :53])
   assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 59, 4, 48)
-  np.testing.assert_allclose(repaired[hole].mean(0),
-                             prediction[:, :53][small_hole[:, :53]].mean(0) * 255, atol=2)
+  np.testing.assert_allclose(
+      repaired[hole].mean(0), prediction[:, :53][small_hole[:, :53]].mean(0) * 255, atol=2
+  )
   # 'crop' runs the same window at its own size instead: a new program.
   crops.inpaint_crops(image, hole, predict, strategy='crop', **OPTIONS)
   assert predict.shapes[2:] == [(1, 116, 96, 3)]
@@ -239,14 +247,14 @@ def test_no_hole_copies_the_image_without_running_the_model(predict):
 
 def test_bad_options_raise_one_line():
   hole = hole_mask(40, 40, (1, 1, 2, 2))
-  with pytest.raises(ValueError, match=r"^inpaint.strategy='tile': use one of crop, resize, "
-                                       r"full$"):
-    crops.plan_windows(hole, min_window=32, margin=8, buckets=(32,), multiple=4,
-                       strategy='tile')
-  with pytest.raises(ValueError, match=r'^buckets=\(32, 50\): give sides that are multiples '
-                                       r'of 4$'):
-    crops.plan_windows(hole, min_window=32, margin=8, buckets=(32, 50), multiple=4,
-                       strategy='crop')
+  with pytest.raises(
+      ValueError, match=r"^inpaint.strategy='tile': use one of crop, resize, " r'full$'
+  ):
+    crops.plan_windows(hole, min_window=32, margin=8, buckets=(32,), multiple=4, strategy='tile')
+  with pytest.raises(
+      ValueError, match=r'^buckets=\(32, 50\): give sides that are multiples ' r'of 4$'
+  ):
+    crops.plan_windows(hole, min_window=32, margin=8, buckets=(32, 50), multiple=4, strategy='crop')
 
 
 # The defaults at 256 (buckets 0.75, 1, 2, 4 x 256) and the small model's multiple.
@@ -256,26 +264,45 @@ DEFAULTS_AT_256 = dict(min_window=192, margin=64, buckets=(192, 256, 512, 1024),
 def test_run_sides_fill_the_buckets_at_most_1_22x_apart():
   sides = crops.run_sides(DEFAULTS_AT_256['buckets'], 16)
   assert sides == (192, 224, 256, 304, 368, 448, 512, 624, 752, 912, 1024)
-  assert max(b / a for a, b in zip(sides, sides[1:])) <= 1.5 ** 0.5
+  assert max(b / a for a, b in zip(sides, sides[1:])) <= 1.5**0.5
   # The large model's multiple of 32 gives other sides, as many programs at most.
   assert crops.run_sides(DEFAULTS_AT_256['buckets'], 32) == (
-      192, 224, 256, 288, 352, 416, 480, 512, 608, 736, 896, 1024)
+      192,
+      224,
+      256,
+      288,
+      352,
+      416,
+      480,
+      512,
+      608,
+      736,
+      896,
+      1024,
+  )
 
 
-@pytest.mark.parametrize('boxes,expected', [
-    # Issue 21's case: four 32 x 32 holes on the diagonal of one 256 x 256 region of a
-    # 2048 x 1536 photo, as inference_benchmark places them: one 313 x 313 window, which
-    # ran at 512 x 512 (2.7x its area) and now at 368 x 368 (1.38x).
-    ([(635 + 51 * i, 835 + 51 * i, 32, 32) for i in range(4)],
-     [((571, 771, 884, 1084), (368, 368))]),
-    # A long thin scratch: a 200 x 912 window, which ran at 1024 x 1024 (5.7x).
-    ([(700, 500, 72, 784)], [((636, 436, 836, 1348), (224, 912))]),
-    # One small hole: the smallest window, no padding.
-    ([(100, 100, 20, 20)], [((14, 14, 206, 206), (192, 192))]),
-    # Two groups: a 300 x 300 hole (428 px window) and a 120 x 40 one far away (248 x 192).
-    ([(200, 200, 300, 300), (1200, 1700, 120, 40)],
-     [((136, 136, 564, 564), (448, 448)), ((1136, 1624, 1384, 1816), (256, 192))]),
-])
+@pytest.mark.parametrize(
+    'boxes,expected',
+    [
+        # Issue 21's case: four 32 x 32 holes on the diagonal of one 256 x 256 region of a
+        # 2048 x 1536 photo, as inference_benchmark places them: one 313 x 313 window, which
+        # ran at 512 x 512 (2.7x its area) and now at 368 x 368 (1.38x).
+        (
+            [(635 + 51 * i, 835 + 51 * i, 32, 32) for i in range(4)],
+            [((571, 771, 884, 1084), (368, 368))],
+        ),
+        # A long thin scratch: a 200 x 912 window, which ran at 1024 x 1024 (5.7x).
+        ([(700, 500, 72, 784)], [((636, 436, 836, 1348), (224, 912))]),
+        # One small hole: the smallest window, no padding.
+        ([(100, 100, 20, 20)], [((14, 14, 206, 206), (192, 192))]),
+        # Two groups: a 300 x 300 hole (428 px window) and a 120 x 40 one far away (248 x 192).
+        (
+            [(200, 200, 300, 300), (1200, 1700, 120, 40)],
+            [((136, 136, 564, 564), (448, 448)), ((1136, 1624, 1384, 1816), (256, 192))],
+        ),
+    ],
+)
 def test_no_window_pays_more_than_1_5x_its_area(boxes, expected):
   hole = hole_mask(1536, 2048, *boxes)
   windows = crops.plan_windows(hole, strategy='crop', **DEFAULTS_AT_256)
@@ -290,7 +317,7 @@ def test_random_hole_layouts_pay_at_most_1_5x(seed):
   for _ in range(rng.integers(1, 8)):
     height, width = rng.integers(4, 400, 2)
     y, x = rng.integers(0, 1536 - height), rng.integers(0, 2048 - width)
-    hole[y:y + height, x:x + width] = True
+    hole[y : y + height, x : x + width] = True
   for strategy in ('crop', 'resize'):
     windows = crops.plan_windows(hole, strategy=strategy, **DEFAULTS_AT_256)
     sides = crops.run_sides(DEFAULTS_AT_256['buckets'], 16)

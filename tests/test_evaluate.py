@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import build, train_tiny
+from conftest import build
+from conftest import train_tiny
 from flax_inpaint import baselines
 from flax_inpaint import components
 from flax_inpaint import evaluate
@@ -31,7 +32,8 @@ def test_psnr_closed_forms():
 
 
 def test_ssim_equals_scikit_image():
-  from skimage.metrics import structural_similarity  # pylint: disable=g-import-not-at-top
+  from skimage.metrics import structural_similarity
+
   rng = np.random.default_rng(0)
   for _ in range(3):
     a = rng.random((48, 40, 3))
@@ -53,8 +55,9 @@ def test_eval_masks_and_manifest_identical_across_runs(test_config):
   assert manifests[0] == manifests[1]
   assert set(manifests[0]['images'][0]) >= {f'mask_sha256_{k}' for k in kinds}
   test_config.eval.seed = 4
-  other = evaluate.manifest(images, {k: evaluate.eval_masks(test_config, k, 5) for k in kinds},
-                            names)
+  other = evaluate.manifest(
+      images, {k: evaluate.eval_masks(test_config, k, 5) for k in kinds}, names
+  )
   assert other['set_sha256'] != manifests[0]['set_sha256']
 
 
@@ -62,8 +65,7 @@ def test_every_baseline_row_and_outputs(test_config):
   rng = np.random.default_rng(2)
   images = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
   holes = {'squares': evaluate.eval_masks(test_config, 'squares', 3)}
-  rows, outputs = evaluate.evaluate_methods(images, holes, baselines.repairers(),
-                                            lambda a, b: None)
+  rows, outputs = evaluate.evaluate_methods(images, holes, baselines.repairers(), lambda a, b: None)
   results = {m: evaluate.mean_rows(r) for m, r in rows['squares'].items()}
   assert set(results) == {'telea', 'ns', 'mean_fill', 'masked'}
   originals = images / 255.0
@@ -72,7 +74,8 @@ def test_every_baseline_row_and_outputs(test_config):
     outside = hole_masks[..., 0] == 0
     np.testing.assert_allclose(repaired[outside], originals[outside], atol=1e-6)
   assert results['masked']['hole_mae'] == pytest.approx(
-      np.mean([metrics.mae(np.zeros_like(o), o, h) for o, h in zip(originals, hole_masks)]))
+      np.mean([metrics.mae(np.zeros_like(o), o, h) for o, h in zip(originals, hole_masks)])
+  )
   assert results['telea']['hole_psnr'] > results['masked']['hole_psnr']
   assert results['telea']['lpips'] is None  # No LPIPS weights given.
 
@@ -88,8 +91,9 @@ def test_hole_area_bins_add_up_to_the_pairs_evaluated(test_config):
   assert list(table) == list(masks.AREA_BINS)
   assert sum(entry['num_images'] for entry in table.values()) == 6 * len(kinds)
   for bin_name, entry in table.items():
-    members = [(k, i) for k in kinds for i in range(6)
-               if masks.hole_area_bin(fractions[k][i]) == bin_name]
+    members = [
+        (k, i) for k in kinds for i in range(6) if masks.hole_area_bin(fractions[k][i]) == bin_name
+    ]
     if members:
       expected = np.mean([rows[k]['telea'][i]['hole_psnr'] for k, i in members])
       assert entry['telea']['hole_psnr'] == pytest.approx(expected)
@@ -98,7 +102,8 @@ def test_hole_area_bins_add_up_to_the_pairs_evaluated(test_config):
 @pytest.fixture(scope='module')
 def trained_workdir(tmp_path_factory):
   """A real checkpoint of the tiny model (2 steps of configs/test.py)."""
-  from conftest import load_config  # pylint: disable=g-import-not-at-top
+  from conftest import load_config
+
   config = load_config('test')
   config.train.num_steps = 2
   workdir = tmp_path_factory.mktemp('model')
@@ -107,12 +112,16 @@ def trained_workdir(tmp_path_factory):
 
 
 def test_weights_restore_whatever_the_optimizer_config(trained_workdir):
-  from flax_inpaint import checkpointing, sharding, steps  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import checkpointing
+  from flax_inpaint import sharding
+  from flax_inpaint import steps
+
   config, workdir = trained_workdir
   parts = build(config)
   full = checkpointing.restore(
       checkpointing.make_manager(workdir, read_only=True),
-      steps.abstract_train_state(parts.model, parts.tx, 32, 0, sharding.make_mesh()))
+      steps.abstract_train_state(parts.model, parts.tx, 32, 0, sharding.make_mesh()),
+  )
   other = config.copy_and_resolve_references()
   other.train.warmup_steps, other.train.grad_clip = 5, 1.0  # A different opt_state tree.
   inference = build(other, training=False)
@@ -140,13 +149,18 @@ def test_eval_mode_writes_every_kind_and_bin(trained_workdir, tmp_path):
 
 
 def test_baselines_alone_need_no_checkpoint(tmp_path, test_config):
-  from conftest import write_images  # pylint: disable=g-import-not-at-top
+  from conftest import write_images
+
   write_images(tmp_path / 'val', 3, size=32)
   test_config.eval.dir = str(tmp_path / 'val')
   test_config.eval.model = False
   test_config.eval.mask_kinds = ('boxes',)
   payload = evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
   assert 'ours' not in payload and set(payload['by_mask_kind']['boxes']) == {
-      'telea', 'ns', 'mean_fill', 'masked'}
+      'telea',
+      'ns',
+      'mean_fill',
+      'masked',
+  }
   assert payload['_meta']['step'] is None and payload['_meta']['num_images'] == 3
   assert (tmp_path / 'eval' / 'report.md').read_text().startswith('# Evaluation of the baselines')

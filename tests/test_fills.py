@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import build, load_config, train_tiny
+from conftest import build
+from conftest import load_config
+from conftest import train_tiny
 from flax_inpaint import baselines
 from flax_inpaint import config_lib
 from flax_inpaint import fills
@@ -16,8 +18,11 @@ from flax_inpaint import steps
 
 
 def fill(image, hole):
-  return np.asarray(fills.pushpull(jnp.asarray(image, jnp.float32)[None],
-                                   jnp.asarray(hole, jnp.float32)[None, ..., None])[0])
+  return np.asarray(
+      fills.pushpull(
+          jnp.asarray(image, jnp.float32)[None], jnp.asarray(hole, jnp.float32)[None, ..., None]
+      )[0]
+  )
 
 
 def test_one_hole_in_a_2x2_image_gets_the_mean_of_the_other_three():
@@ -33,8 +38,7 @@ def test_a_single_valid_pixel_fills_an_odd_sized_image_with_its_colour():
   hole[3, 1] = 0
   image = np.zeros((5, 7, 2), np.float32)
   image[3, 1] = (0.25, 0.75)
-  np.testing.assert_allclose(fill(image, hole), np.broadcast_to([0.25, 0.75], (5, 7, 2)),
-                             rtol=1e-6)
+  np.testing.assert_allclose(fill(image, hole), np.broadcast_to([0.25, 0.75], (5, 7, 2)), rtol=1e-6)
 
 
 def test_a_block_with_valid_pixels_keeps_their_mean_and_an_empty_one_takes_the_coarse_level():
@@ -45,8 +49,7 @@ def test_a_block_with_valid_pixels_keeps_their_mean_and_an_empty_one_takes_the_c
   # Level 1 (2x2): the empty block takes level 2 (1x1), the mean of the 12 valid pixels.
   coarse = np.array([[[(0.2 * 4 + 0.6 * 8) / 12], [0.6]], [[0.2], [0.6]]], np.float32)
   expected = jax.image.resize(coarse[None], (1, 4, 4, 1), 'linear')[0]
-  np.testing.assert_allclose(fill(image, hole)[:2, :2], np.asarray(expected)[:2, :2],
-                             rtol=1e-6)
+  np.testing.assert_allclose(fill(image, hole)[:2, :2], np.asarray(expected)[:2, :2], rtol=1e-6)
 
 
 def test_no_holes_is_the_identity_and_no_valid_pixel_gives_zeros():
@@ -81,9 +84,9 @@ def test_an_untrained_corrector_returns_the_fill_exactly():
   hole = masks.sample_hole_masks(jax.random.key(0), 2, 32, 32, num_patches=2, patch_size=8)
   variables = steps.init_variables(model, 32)
   prediction = model.apply(variables, models.mask_image(images, hole), hole)
-  np.testing.assert_array_equal(np.asarray(prediction),
-                                np.asarray(fills.pushpull(models.mask_image(images, hole),
-                                                          hole)))
+  np.testing.assert_array_equal(
+      np.asarray(prediction), np.asarray(fills.pushpull(models.mask_image(images, hole), hole))
+  )
 
 
 def test_the_corrector_learns_and_moves_away_from_the_fill():
@@ -93,8 +96,9 @@ def test_the_corrector_learns_and_moves_away_from_the_fill():
   parts = build(config)
   state = steps.create_train_state(parts.model, parts.tx, 32, 0, parts.mesh)
   step = steps.make_train_step(parts.model, parts.tx, parts.config, parts.mesh)
-  images = sharding.global_batch(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3),
-                                                                   np.uint8), parts.mesh)
+  images = sharding.global_batch(
+      np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), np.uint8), parts.mesh
+  )
   for _ in range(3):
     state, metrics = step(state, images, parts.vgg_params, jax.random.key(0))
   last_kernel = state.params['Conv_2']['kernel']
@@ -106,14 +110,16 @@ def test_the_corrector_learns_and_moves_away_from_the_fill():
 def test_holes_on_a_crop_keep_their_whole_image_sizes(crop):
   config = load_config('test').masks
   config.num_patches, config.patch_size = 1, 32
-  holes = np.asarray(masks.sample_masks(jax.random.key(3), 50, crop, crop, config,
-                                        full_side=256))[..., 0]
+  holes = np.asarray(masks.sample_masks(jax.random.key(3), 50, crop, crop, config, full_side=256))[
+      ..., 0
+  ]
   assert (holes.sum(axis=(1, 2)) == 32 * 32).all()
   config.kind = 'boxes'
   config.boxes_per_image = (1, 1)
   config.box_side = (0.1, 0.6)
-  boxes = np.asarray(masks.sample_masks(jax.random.key(4), 200, crop, crop, config,
-                                        full_side=256))[..., 0]
+  boxes = np.asarray(masks.sample_masks(jax.random.key(4), 200, crop, crop, config, full_side=256))[
+      ..., 0
+  ]
   rows, cols = boxes.any(axis=2).sum(axis=1), boxes.any(axis=1).sum(axis=1)
   # 0.1 x 256 = 26 px at least (not 0.1 x the crop); at most 0.6 x the crop.
   assert rows.min() >= 26 and cols.min() >= 26
@@ -133,8 +139,9 @@ def test_stroke_widths_follow_the_whole_image_on_a_crop():
 
 
 def test_training_on_crops_draws_holes_on_the_crop(tmp_path):
-  from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
-  from conftest import write_images  # pylint: disable=g-import-not-at-top
+  from conftest import write_images
+  from flax_inpaint import input_pipeline
+
   write_images(tmp_path / 'train', 6, size=64)
   config = load_config('test')
   config.data.source, config.data.dir = 'folder', str(tmp_path / 'train')
@@ -146,8 +153,11 @@ def test_training_on_crops_draws_holes_on_the_crop(tmp_path):
 def test_a_bad_crop_size_is_one_line():
   config = load_config('test')
   config.data.crop_size = 40
-  with pytest.raises(config_lib.ConfigError, match=r'^config.data.crop_size=40 must be at '
-                     r'most data.image_size=32 and divisible by 4, or None$'):
+  with pytest.raises(
+      config_lib.ConfigError,
+      match=r'^config.data.crop_size=40 must be at '
+      r'most data.image_size=32 and divisible by 4, or None$',
+  ):
     config_lib.resolve(config)
 
 
@@ -157,13 +167,15 @@ def test_ema_params_are_the_moving_average_of_the_params():
   parts = build(config)
   state = steps.create_train_state(parts.model, parts.tx, 32, 0, parts.mesh, ema=True)
   step = steps.make_train_step(parts.model, parts.tx, parts.config, parts.mesh)
-  images = sharding.global_batch(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3),
-                                                                   np.uint8), parts.mesh)
+  images = sharding.global_batch(
+      np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), np.uint8), parts.mesh
+  )
   before = jax.device_get(state.params)
   state, _ = step(state, images, parts.vgg_params, jax.random.key(0))
   after = jax.device_get(state.params)
-  for old, new, ema in zip(*(jax.tree.leaves(t) for t in (before, after,
-                                                           jax.device_get(state.ema_params)))):
+  for old, new, ema in zip(
+      *(jax.tree.leaves(t) for t in (before, after, jax.device_get(state.ema_params)))
+  ):
     np.testing.assert_allclose(ema, 0.75 * old + 0.25 * new, rtol=1e-6, atol=1e-7)
   assert steps.inference_params(state) is state.ema_params
 

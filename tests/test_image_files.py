@@ -13,11 +13,14 @@ import warnings
 import zlib
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image
+from PIL import ImageCms
 import pytest
 
 from flax_inpaint import image_files
-from flax_inpaint.image_files import ImageFileError, ImageFileWarning, MaskError
+from flax_inpaint.image_files import ImageFileError
+from flax_inpaint.image_files import ImageFileWarning
+from flax_inpaint.image_files import MaskError
 
 ORIENTATION = 0x0112
 
@@ -30,7 +33,7 @@ def smooth_rgb(height, width, seed=0):
 
 def random_hole(height, width, seed=0):
   hole = np.zeros((height, width), bool)
-  hole[height // 4:height // 2, width // 3:width // 2] = True
+  hole[height // 4 : height // 2, width // 3 : width // 2] = True
   hole[np.random.default_rng(seed).random((height, width)) < 0.05] = True
   return hole
 
@@ -51,8 +54,12 @@ def write_png16(path, values):
   colour_type = {3: 2, 4: 6}[channels]
   rows = b''.join(b'\x00' + values[y].astype('>u2').tobytes() for y in range(height))
   header = struct.pack('>IIBBBBB', width, height, 16, colour_type, 0, 0, 0)
-  pathlib.Path(path).write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
-                                 chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+  pathlib.Path(path).write_bytes(
+      b'\x89PNG\r\n\x1a\n'
+      + chunk(b'IHDR', header)
+      + chunk(b'IDAT', zlib.compress(rows))
+      + chunk(b'IEND', b'')
+  )
 
 
 @contextlib.contextmanager
@@ -85,15 +92,17 @@ def test_exif_orientation_is_applied_to_image_and_mask(tmp_path):
   np.testing.assert_array_equal(hole, drawn > 0)
   # A mask stored turned, with the same EXIF tag, is turned back the same way.
   save_with_orientation(np.rot90(drawn, k=1), tmp_path / 'turned.png', 6)
-  np.testing.assert_array_equal(image_files.read_mask(tmp_path / 'turned.png', image=image),
-                                drawn > 0)
+  np.testing.assert_array_equal(
+      image_files.read_mask(tmp_path / 'turned.png', image=image), drawn > 0
+  )
   # A mask the size of the stored pixels does not fit the photo as displayed.
   Image.fromarray(np.rot90(drawn, k=1)).save(tmp_path / 'stored.png')
   with pytest.raises(MaskError) as error:
     image_files.read_mask(tmp_path / 'stored.png', image=image)
   assert str(error.value) == (
       f'mask {tmp_path / "stored.png"} is 40x30 but image {tmp_path / "photo.jpg"} is 30x40 '
-      '(after EXIF orientation): they must match')
+      '(after EXIF orientation): they must match'
+  )
 
 
 @pytest.mark.parametrize('mode', ['L', 'LA', 'RGB', 'RGBA'])
@@ -109,8 +118,9 @@ def test_layout_is_kept_and_pixels_outside_holes_are_exact(tmp_path, mode):
   rgb = image_files.model_rgb(image)
   assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
   grey = pixels if mode == 'L' else pixels[..., 0]
-  np.testing.assert_array_equal(rgb, np.stack([grey] * 3, -1) if mode in ('L', 'LA') else
-                                pixels[..., :3])
+  np.testing.assert_array_equal(
+      rgb, np.stack([grey] * 3, -1) if mode in ('L', 'LA') else pixels[..., :3]
+  )
   hole = random_hole(30, 40)
   repaired_rgb = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
   restored = image_files.restore_layout(image, repaired_rgb, hole)
@@ -125,8 +135,7 @@ def test_layout_is_kept_and_pixels_outside_holes_are_exact(tmp_path, mode):
   if mode in ('L', 'LA'):
     # Luma as PIL's convert('L'): ITU-R 601, L = R * 299/1000 + G * 587/1000 + B * 114/1000.
     expected = np.asarray(Image.fromarray(repaired_rgb).convert('L'))
-    np.testing.assert_array_equal((reread if mode == 'L' else reread[..., 0])[hole],
-                                  expected[hole])
+    np.testing.assert_array_equal((reread if mode == 'L' else reread[..., 0])[hole], expected[hole])
   else:
     np.testing.assert_array_equal(reread[..., :3][hole], repaired_rgb[hole])
 
@@ -150,15 +159,16 @@ def test_alpha_holes_and_opaque_holes(tmp_path):
   expected = np.zeros((20, 20), bool)
   expected[5:10, 5:10] = True
   np.testing.assert_array_equal(hole, expected)
-  repaired = image_files.restore_layout(image, np.zeros((20, 20, 3), np.uint8), hole,
-                                        opaque_holes=True)
+  repaired = image_files.restore_layout(
+      image, np.zeros((20, 20, 3), np.uint8), hole, opaque_holes=True
+  )
   assert (repaired[hole, 3] == 255).all() and repaired[0, 0, 3] == 200
   Image.fromarray(smooth_rgb(20, 20)).save(tmp_path / 'opaque.png')
   assert image_files.alpha_hole(image_files.read_image(tmp_path / 'opaque.png')) is None
 
 
 def test_sixteen_bit_greyscale_is_named_in_one_warning(tmp_path):
-  values = (np.arange(12 * 16, dtype=np.uint16).reshape(12, 16) * 341)
+  values = np.arange(12 * 16, dtype=np.uint16).reshape(12, 16) * 341
   path = tmp_path / 'scan.png'
   Image.fromarray(values).save(path)  # PIL mode I;16: a 16-bit greyscale PNG.
   with warnings.catch_warnings(record=True) as caught:
@@ -188,11 +198,16 @@ def test_palette_and_cmyk_become_rgb(tmp_path):
   Image.fromarray(rgb).convert('CMYK').save(tmp_path / 'print.jpg', quality=95)
   Image.fromarray(rgb[..., 0] > 128).save(tmp_path / 'bilevel.png')  # Mode '1'.
   with no_warnings():
-    modes = {name: image_files.read_image(tmp_path / name)
-             for name in ('palette.png', 'transparent.png', 'print.jpg', 'bilevel.png')}
+    modes = {
+        name: image_files.read_image(tmp_path / name)
+        for name in ('palette.png', 'transparent.png', 'print.jpg', 'bilevel.png')
+    }
   assert {name: (i.mode, i.bit_depth) for name, i in modes.items()} == {
-      'palette.png': ('RGB', 8), 'transparent.png': ('RGBA', 8), 'print.jpg': ('RGB', 8),
-      'bilevel.png': ('L', 1)}
+      'palette.png': ('RGB', 8),
+      'transparent.png': ('RGBA', 8),
+      'print.jpg': ('RGB', 8),
+      'bilevel.png': ('L', 1),
+  }
   np.testing.assert_array_equal(np.unique(modes['bilevel.png'].pixels), [0, 255])
   assert np.abs(modes['print.jpg'].pixels.astype(int) - rgb).mean() < 4
 
@@ -237,8 +252,9 @@ def test_colour_strokes_are_holes_and_transparent_pixels_are_not(tmp_path):
 def test_threshold_decides_the_holes(tmp_path):
   Image.fromarray(np.array([[0, 127, 128, 255]], np.uint8)).save(tmp_path / 'levels.png')
   np.testing.assert_array_equal(image_files.read_mask(tmp_path / 'levels.png'), [[0, 0, 1, 1]])
-  np.testing.assert_array_equal(image_files.read_mask(tmp_path / 'levels.png', threshold=1),
-                                [[0, 1, 1, 1]])
+  np.testing.assert_array_equal(
+      image_files.read_mask(tmp_path / 'levels.png', threshold=1), [[0, 1, 1, 1]]
+  )
   with pytest.raises(ValueError, match=r'^mask_threshold=0: use 1..255'):
     image_files.read_mask(tmp_path / 'levels.png', threshold=0)
 
@@ -251,14 +267,16 @@ def test_empty_and_mostly_hole_masks_warn(tmp_path):
     image_files.read_mask(tmp_path / 'white.png', image=image)
   assert [str(w.message) for w in caught] == [
       f'{tmp_path / "white.png"}: holes cover 100.0% of {tmp_path / "photo.png"} (more than '
-      '50%): is the mask inverted? Holes are white']
+      '50%): is the mask inverted? Holes are white'
+  ]
   Image.new('L', (30, 20), 0).save(tmp_path / 'black.png')
   with pytest.warns(ImageFileWarning) as caught:
     hole = image_files.read_mask(tmp_path / 'black.png', image=image)
   assert not hole.any()
   assert [str(w.message) for w in caught] == [
       f'{tmp_path / "black.png"}: no hole pixels: {tmp_path / "photo.png"} is copied through '
-      'unchanged']
+      'unchanged'
+  ]
   # Half and under: silent.
   half = np.zeros((20, 30), np.uint8)
   half[:10] = 255
@@ -273,8 +291,10 @@ def test_mask_of_another_size_raises_one_line(tmp_path):
   image = image_files.read_image(tmp_path / 'photo.png')
   with pytest.raises(MaskError) as error:
     image_files.read_mask(tmp_path / 'mask.png', image=image)
-  assert str(error.value) == (f'mask {tmp_path / "mask.png"} is 31x20 but image '
-                              f'{tmp_path / "photo.png"} is 30x20: they must match')
+  assert str(error.value) == (
+      f'mask {tmp_path / "mask.png"} is 31x20 but image '
+      f'{tmp_path / "photo.png"} is 30x20: they must match'
+  )
 
 
 # Unreadable files.
@@ -284,18 +304,21 @@ def test_corrupt_truncated_and_missing_files_raise_one_line_naming_them(tmp_path
   (tmp_path / 'text.png').write_text('not an image at all')
   with pytest.raises(ImageFileError) as error:
     image_files.read_image(tmp_path / 'text.png')
-  assert str(error.value) == (f'{tmp_path / "text.png"}: not a readable image '
-                              '(UnidentifiedImageError: cannot identify image file)')
+  assert str(error.value) == (
+      f'{tmp_path / "text.png"}: not a readable image '
+      '(UnidentifiedImageError: cannot identify image file)'
+  )
   Image.fromarray(smooth_rgb(64, 64)).save(tmp_path / 'whole.jpg')
   data = (tmp_path / 'whole.jpg').read_bytes()
-  (tmp_path / 'cut.jpg').write_bytes(data[:len(data) // 2])
+  (tmp_path / 'cut.jpg').write_bytes(data[: len(data) // 2])
   with pytest.raises(ImageFileError) as error:  # PIL's reason varies with its version.
     image_files.read_image(tmp_path / 'cut.jpg')
   assert re.fullmatch(r'\S*/cut.jpg: not a readable image \(OSError: [^\n]+\)', str(error.value))
   with pytest.raises(ImageFileError) as error:
     image_files.read_image(tmp_path / 'absent.png')
-  assert str(error.value) == (f'{tmp_path / "absent.png"}: not a readable image '
-                              '(No such file or directory)')
+  assert str(error.value) == (
+      f'{tmp_path / "absent.png"}: not a readable image ' '(No such file or directory)'
+  )
   with pytest.raises(MaskError, match=r'^\S*text.png: not a readable image'):
     image_files.read_mask(tmp_path / 'text.png')
 
@@ -306,21 +329,32 @@ def test_corrupt_truncated_and_missing_files_raise_one_line_naming_them(tmp_path
 def test_inputs_sharing_a_stem_get_distinct_names_in_any_order(tmp_path):
   inputs = [tmp_path / 'in' / name for name in ('a.jpg', 'a.png', 'B.png', 'b.webp', 'c.png')]
   out = tmp_path / 'out'
-  expected = {'a.jpg': 'a.jpg.png', 'a.png': 'a.png.png', 'B.png': 'B.png.png',
-              'b.webp': 'b.webp.png', 'c.png': 'c.png'}
+  expected = {
+      'a.jpg': 'a.jpg.png',
+      'a.png': 'a.png.png',
+      'B.png': 'B.png.png',
+      'b.webp': 'b.webp.png',
+      'c.png': 'c.png',
+  }
   for order in (inputs, inputs[::-1]):
     paths = image_files.output_paths(order, out)
     assert {i.name: (o.parent, o.name) for i, o in zip(order, paths)} == {
-        name: (out, output) for name, output in expected.items()}
+        name: (out, output) for name, output in expected.items()
+    }
 
 
 def test_subfolders_are_kept_under_root(tmp_path):
   inputs = [tmp_path / 'in' / 'x' / 'a.png', tmp_path / 'in' / 'y' / 'a.png']
   assert image_files.output_paths(inputs, tmp_path / 'out', root=tmp_path / 'in') == [
-      tmp_path / 'out' / 'x' / 'a.png', tmp_path / 'out' / 'y' / 'a.png']
+      tmp_path / 'out' / 'x' / 'a.png',
+      tmp_path / 'out' / 'y' / 'a.png',
+  ]
   # Without root both would be OUT/a.png.png: refused, naming both.
-  with pytest.raises(ImageFileError, match=r'^\S*x/a.png and \S*y/a.png would both be '
-                                           r'written to \S*out/a.png.png: rename one$'):
+  with pytest.raises(
+      ImageFileError,
+      match=r'^\S*x/a.png and \S*y/a.png would both be '
+      r'written to \S*out/a.png.png: rename one$',
+  ):
     image_files.output_paths(inputs, tmp_path / 'out')
 
 
@@ -329,20 +363,26 @@ def test_an_input_is_never_overwritten_unless_asked(tmp_path):
   before = (tmp_path / 'a.png').read_bytes()
   with pytest.raises(ImageFileError) as error:
     image_files.output_paths([tmp_path / 'a.png'], tmp_path)
-  assert str(error.value) == (f'{tmp_path / "a.png"}: is an input image and would be '
-                              'overwritten: choose another output folder, or pass --overwrite')
+  assert str(error.value) == (
+      f'{tmp_path / "a.png"}: is an input image and would be '
+      'overwritten: choose another output folder, or pass --overwrite'
+  )
   assert (tmp_path / 'a.png').read_bytes() == before
   assert image_files.output_paths([tmp_path / 'a.png'], tmp_path, overwrite=True) == [
-      tmp_path / 'a.png']
+      tmp_path / 'a.png'
+  ]
   # An earlier result is not an input, but is not replaced silently either.
   (tmp_path / 'out').mkdir()
   (tmp_path / 'out' / 'a.png').write_bytes(b'earlier result')
   with pytest.raises(ImageFileError) as error:
     image_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out')
-  assert str(error.value) == (f'{tmp_path / "out" / "a.png"}: already exists: choose another '
-                              'output folder, or pass --overwrite to replace it')
+  assert str(error.value) == (
+      f'{tmp_path / "out" / "a.png"}: already exists: choose another '
+      'output folder, or pass --overwrite to replace it'
+  )
   assert image_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out', overwrite=True) == [
-      tmp_path / 'out' / 'a.png']
+      tmp_path / 'out' / 'a.png'
+  ]
 
 
 def test_write_png_replaces_atomically_with_the_users_umask(tmp_path):

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import ROOT, run_main
+from conftest import ROOT
+from conftest import run_main
 from flax_inpaint import Inpainter
 from flax_inpaint import config_lib
 
@@ -36,7 +37,7 @@ def photo(height, width, seed=0, channels=3):
 def hole_mask(height, width, boxes):
   hole = np.zeros((height, width), bool)
   for y, x, h, w in boxes:
-    hole[y:y + h, x:x + w] = True
+    hole[y : y + h, x : x + w] = True
   return hole
 
 
@@ -57,8 +58,9 @@ def test_api_repairs_only_the_holes_at_any_size(inpainter):
   assert not np.array_equal(repaired[hole], image[hole])
   # PIL in, PIL out, same mode; greyscale stays greyscale.
   grey = Image.fromarray(photo(64, 80, channels=1))
-  out = inpainter.inpaint(grey, Image.fromarray(hole_mask(64, 80, [(5, 5, 9, 9)]).astype(
-      np.uint8) * 255))
+  out = inpainter.inpaint(
+      grey, Image.fromarray(hole_mask(64, 80, [(5, 5, 9, 9)]).astype(np.uint8) * 255)
+  )
   assert isinstance(out, Image.Image) and out.mode == 'L' and out.size == (80, 64)
   assert np.array_equal(inpainter.inpaint(image, np.zeros_like(hole)), image)
 
@@ -72,8 +74,7 @@ def test_crops_run_the_same_window_sizes_for_any_image_size(workdir):
   assert fresh.program_shapes == {(1, 24, 24, 3)}
 
 
-def test_cli_repairs_a_folder_names_every_output_and_counts_failures(workdir, inpainter,
-                                                                     tmp_path):
+def test_cli_repairs_a_folder_names_every_output_and_counts_failures(workdir, inpainter, tmp_path):
   images, masks, out = tmp_path / 'in', tmp_path / 'masks', tmp_path / 'out'
   images.mkdir()
   masks.mkdir()
@@ -83,22 +84,29 @@ def test_cli_repairs_a_folder_names_every_output_and_counts_failures(workdir, in
   Image.fromarray(grey, 'L').save(images / 'grey.png')
   Image.fromarray(rgba, 'RGBA').save(images / 'alpha.png')
   (images / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 40)
-  holes = {'a': hole_mask(48, 64, [(10, 10, 12, 12)]), 'grey': hole_mask(40, 40, [(5, 5, 8, 8)]),
-           'alpha': hole_mask(36, 52, [(20, 30, 6, 9)]), 'broken': hole_mask(8, 8, [])}
+  holes = {
+      'a': hole_mask(48, 64, [(10, 10, 12, 12)]),
+      'grey': hole_mask(40, 40, [(5, 5, 8, 8)]),
+      'alpha': hole_mask(36, 52, [(20, 30, 6, 9)]),
+      'broken': hole_mask(8, 8, []),
+  }
   for stem, hole in holes.items():
     save_mask(hole, masks / f'{stem}.png')
-  result = run_main(['--mode=inpaint', f'--input={images}', f'--mask={masks}',
-                     f'--output={out}'], workdir)
+  result = run_main(
+      ['--mode=inpaint', f'--input={images}', f'--mask={masks}', f'--output={out}'], workdir
+  )
   assert result.returncode == 2, result.stdout[-3000:]
   written = sorted(line for line in result.stdout.splitlines() if line.startswith(str(out)))
   assert written == [str(out / n) for n in ('a.jpg.png', 'a.png.png', 'alpha.png', 'grey.png')]
   errors = error_lines(result.stdout)
   assert len(errors) == 2 and errors[0].startswith(f'error: {images}/broken.png')
-  assert errors[1] == ('error: 1 of 5 image(s) could not be repaired (see above); the others '
-                       'were written')
+  assert errors[1] == (
+      'error: 1 of 5 image(s) could not be repaired (see above); the others ' 'were written'
+  )
   # The CLI and the API give the same pixels.
-  np.testing.assert_array_equal(np.asarray(Image.open(out / 'a.png.png')),
-                                inpainter.inpaint(rgb, holes['a']))
+  np.testing.assert_array_equal(
+      np.asarray(Image.open(out / 'a.png.png')), inpainter.inpaint(rgb, holes['a'])
+  )
   grey_out = Image.open(out / 'grey.png')
   assert grey_out.mode == 'L'
   np.testing.assert_array_equal(np.asarray(grey_out)[~holes['grey']], grey[~holes['grey']])
@@ -113,8 +121,12 @@ def test_an_input_is_never_overwritten(workdir, tmp_path):
   Image.fromarray(image).save(tmp_path / 'x.png')
   save_mask(hole_mask(40, 40, [(4, 4, 8, 8)]), tmp_path / 'x_mask.png')
   before = (tmp_path / 'x.png').read_bytes()
-  args = ['--mode=inpaint', f'--input={tmp_path}/x.png', f'--mask={tmp_path}/x_mask.png',
-          f'--output={tmp_path}']
+  args = [
+      '--mode=inpaint',
+      f'--input={tmp_path}/x.png',
+      f'--mask={tmp_path}/x_mask.png',
+      f'--output={tmp_path}',
+  ]
   result = run_main(args, workdir)
   assert result.returncode == 2
   [line] = error_lines(result.stdout)
@@ -133,14 +145,20 @@ def test_a_phone_photo_and_its_mask_drawn_as_displayed(workdir, tmp_path):
   Image.fromarray(stored).save(tmp_path / 'phone.jpg', exif=exif, quality=95)
   displayed_hole = hole_mask(60, 40, [(10, 10, 8, 8)])
   save_mask(displayed_hole, tmp_path / 'phone_mask.png')
-  result = run_main(['--mode=inpaint', f'--input={tmp_path}/phone.jpg',
-                     f'--mask={tmp_path}/phone_mask.png', f'--output={tmp_path}/out'], workdir)
+  result = run_main(
+      [
+          '--mode=inpaint',
+          f'--input={tmp_path}/phone.jpg',
+          f'--mask={tmp_path}/phone_mask.png',
+          f'--output={tmp_path}/out',
+      ],
+      workdir,
+  )
   assert result.returncode == 0, result.stdout[-3000:]
   assert Image.open(tmp_path / 'out' / 'phone.png').size == (40, 60)
 
 
-def test_the_export_repairs_as_the_model_does_with_jax_and_numpy_only(workdir, inpainter,
-                                                                       tmp_path):
+def test_the_export_repairs_as_the_model_does_with_jax_and_numpy_only(workdir, inpainter, tmp_path):
   exported = tmp_path / 'model.fipx'
   result = run_main(['--mode=export', f'--output={exported}'], workdir)
   assert result.returncode == 0, result.stdout[-3000:]
@@ -149,25 +167,30 @@ def test_the_export_repairs_as_the_model_does_with_jax_and_numpy_only(workdir, i
   rng = np.random.default_rng(7)
   windows = rng.integers(0, 256, (2, 32, 32, 3), np.uint8)
   holes = rng.random((2, 32, 32)) < 0.3
-  np.testing.assert_allclose(loaded._model_predict(windows, holes),  # pylint: disable=protected-access
-                             inpainter._model_predict(windows, holes), atol=1e-5)  # pylint: disable=protected-access
+  np.testing.assert_allclose(
+      loaded._model_predict(windows, holes), inpainter._model_predict(windows, holes), atol=1e-5
+  )
   image, hole = photo(50, 70, 9), hole_mask(50, 70, [(20, 20, 10, 10)])
   np.testing.assert_array_equal(loaded.inpaint(image, hole), inpainter.inpaint(image, hole))
-  code = ('import sys, numpy as np; from flax_inpaint import Inpainter; '
-          f'p = Inpainter.from_export("{exported}"); '
-          'p.inpaint(np.zeros((40, 40, 3), np.uint8), np.eye(40, dtype=bool)); '
-          'print(sorted({m.split(".")[0] for m in sys.modules} & '
-          '{"flax", "tensorflow", "optax", "orbax", "clu", "ml_collections"}))')
+  code = (
+      'import sys, numpy as np; from flax_inpaint import Inpainter; '
+      f'p = Inpainter.from_export("{exported}"); '
+      'p.inpaint(np.zeros((40, 40, 3), np.uint8), np.eye(40, dtype=bool)); '
+      'print(sorted({m.split(".")[0] for m in sys.modules} & '
+      '{"flax", "tensorflow", "optax", "orbax", "clu", "ml_collections"}))'
+  )
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
-                       timeout=300)
+  out = subprocess.run(
+      [sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.strip() == '[]'
 
 
 def test_a_bad_export_file_is_one_line(workdir, tmp_path):
   (tmp_path / 'bad.fipx').write_bytes(b'not a zip')
-  from flax_inpaint import exported  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import exported
+
   with pytest.raises(exported.ExportError, match='not a readable flax_inpaint export'):
     Inpainter.from_export(tmp_path / 'bad.fipx')
 
@@ -178,8 +201,12 @@ def test_a_second_run_into_the_input_folder_skips_its_own_results(workdir, tmp_p
   folder = tmp_path / 'photos'
   folder.mkdir()
   (tmp_path / 'astro.jpg').rename(folder / 'astro.jpg')
-  args = ['--mode=inpaint', f'--input={folder}', f'--mask={tmp_path}/mask.png',
-          f'--output={folder}']
+  args = [
+      '--mode=inpaint',
+      f'--input={folder}',
+      f'--mask={tmp_path}/mask.png',
+      f'--output={folder}',
+  ]
   first = run_main(args, workdir)
   assert first.returncode == 0, first.stdout[-3000:]
   assert [l for l in first.stdout.splitlines() if l.startswith('/')] == [str(folder / 'astro.png')]
@@ -190,34 +217,47 @@ def test_a_second_run_into_the_input_folder_skips_its_own_results(workdir, tmp_p
   assert 'Skipping 1 file(s) in' in second.stdout
   assert error_lines(second.stdout) == [
       f'error: {folder}/astro.png: already exists: choose another output folder, or pass '
-      '--overwrite to replace it']
+      '--overwrite to replace it'
+  ]
   third = run_main(args + ['--overwrite'], workdir)
   assert third.returncode == 0, third.stdout[-3000:]
   assert [l for l in third.stdout.splitlines() if l.startswith('/')] == [str(folder / 'astro.png')]
   assert sorted(p.name for p in folder.iterdir()) == [
-      '.flax_inpaint_results.json', 'astro.jpg', 'astro.png']
+      '.flax_inpaint_results.json',
+      'astro.jpg',
+      'astro.png',
+  ]
   assert (folder / 'astro.png').read_bytes() == written  # The same repair of astro.jpg.
   # A file the user changes is no longer a result: it is an input again.
   Image.fromarray(photo(40, 48, seed=5)).save(folder / 'astro.png')
   fourth = run_main(args + ['--overwrite'], workdir)
   assert 'Skipping' not in fourth.stdout
   assert sorted(l for l in fourth.stdout.splitlines() if l.startswith('/')) == [
-      str(folder / 'astro.jpg.png'), str(folder / 'astro.png.png')]
+      str(folder / 'astro.jpg.png'),
+      str(folder / 'astro.png.png'),
+  ]
 
 
 def test_one_image_that_fails_says_so_without_others(workdir, tmp_path):
   (tmp_path / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\x00' * 40)
   save_mask(hole_mask(8, 8, [(1, 1, 2, 2)]), tmp_path / 'mask.png')
-  result = run_main(['--mode=inpaint', f'--input={tmp_path}/broken.png',
-                     f'--mask={tmp_path}/mask.png', f'--output={tmp_path}/out'], workdir)
+  result = run_main(
+      [
+          '--mode=inpaint',
+          f'--input={tmp_path}/broken.png',
+          f'--mask={tmp_path}/mask.png',
+          f'--output={tmp_path}/out',
+      ],
+      workdir,
+  )
   assert result.returncode == 2
-  assert error_lines(result.stdout)[1:] == [
-      'error: the image could not be repaired (see above)']
+  assert error_lines(result.stdout)[1:] == ['error: the image could not be repaired (see above)']
 
 
 def brush_stroke(height, width, points, radius):
   """A thick polyline through `points` (x, y), as a user's brush paints it."""
-  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  from PIL import ImageDraw
+
   canvas = Image.new('L', (width, height))
   draw = ImageDraw.Draw(canvas)
   draw.line(points, fill=255, width=2 * radius, joint='curve')
@@ -244,16 +284,18 @@ def test_the_export_repairs_large_strokes_as_the_workdir_does(workdir, inpainter
 
 def test_an_export_with_an_overridden_strategy_keeps_it(workdir, tmp_path):
   exported = tmp_path / 'resize.fipx'
-  result = run_main(['--mode=export', f'--output={exported}', '--config.inpaint.strategy=resize'],
-                    workdir)
+  result = run_main(
+      ['--mode=export', f'--output={exported}', '--config.inpaint.strategy=resize'], workdir
+  )
   assert result.returncode == 0, result.stdout[-3000:]
   loaded = Inpainter.from_export(exported)
   assert loaded.options.strategy == 'resize'
   config = config_lib.read_config_json(workdir)
   config.inpaint.strategy = 'resize'
   image, hole = photo(300, 300, seed=3), hole_mask(300, 300, [(20, 20, 200, 150)])
-  np.testing.assert_array_equal(loaded.inpaint(image, hole),
-                                Inpainter.from_workdir(workdir, config).inpaint(image, hole))
+  np.testing.assert_array_equal(
+      loaded.inpaint(image, hole), Inpainter.from_workdir(workdir, config).inpaint(image, hole)
+  )
   # The 216 x 166 window, scaled down to the largest bucket (128 x 98), runs at 128 x 112.
   assert loaded.program_shapes == {(1, 128, 112, 3)}
 
@@ -265,13 +307,15 @@ def test_export_never_overwrites_or_creates_folders(workdir, tmp_path):
   assert result.returncode == 2
   assert error_lines(result.stdout) == [
       f'error: --output={target}: already exists: choose another file, or pass --overwrite '
-      'to replace it']
+      'to replace it'
+  ]
   assert target.read_bytes() == b'mine'
   missing = tmp_path / 'no' / 'such' / 'model.fipx'
   result = run_main(['--mode=export', f'--output={missing}'], workdir)
   assert result.returncode == 2
   assert error_lines(result.stdout) == [
-      f'error: --output={missing}: no such folder {tmp_path}/no/such: create it first']
+      f'error: --output={missing}: no such folder {tmp_path}/no/such: create it first'
+  ]
   assert not (tmp_path / 'no').exists()
   assert run_main(['--mode=export', f'--output={target}', '--overwrite'], workdir).returncode == 0
   assert Inpainter.from_export(target).step == 2

@@ -9,11 +9,12 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import load_config, run_main
+from conftest import load_config
+from conftest import run_main
 from flax_inpaint import images as images_lib
 
 tf = pytest.importorskip('tensorflow')
-from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
+from flax_inpaint import input_pipeline
 
 NUM_BAD = 4
 
@@ -67,8 +68,9 @@ def make_kaggle_tree(root: pathlib.Path):
   bad = root / 'album_covers' / 'genre_0'
   jpeg = next((root / 'album_covers').rglob('*.jpg')).read_bytes()
   (bad / 'truncated.jpg').write_bytes(jpeg[: len(jpeg) // 3])
-  (bad / 'corrupt.png').write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(rng.integers(0, 256, 200,
-                                                                            np.uint8)))
+  (bad / 'corrupt.png').write_bytes(
+      b'\x89PNG\r\n\x1a\n' + bytes(rng.integers(0, 256, 200, np.uint8))
+  )
   (bad / 'empty.jpg').write_bytes(b'')
   (bad / 'notes.txt').write_text('not an image')
   return root
@@ -83,9 +85,14 @@ def kaggle_tree(tmp_path_factory):
 def prepared(kaggle_tree, tmp_path_factory):
   """Built once through main.py --mode=prepare (the documented command)."""
   data_dir = tmp_path_factory.mktemp('tfds')
-  result = run_main(['--mode=prepare', '--config=configs/test.py',
-                     f'--config.data.manual_dir={kaggle_tree}',
-                     f'--config.data.data_dir={data_dir}'])
+  result = run_main(
+      [
+          '--mode=prepare',
+          '--config=configs/test.py',
+          f'--config.data.manual_dir={kaggle_tree}',
+          f'--config.data.data_dir={data_dir}',
+      ]
+  )
   assert result.returncode == 0, result.stdout[-3000:]
   assert f'skipped {NUM_BAD} files' in result.stdout
   return data_dir
@@ -107,15 +114,18 @@ def split_examples(config, split):
 
 
 def test_counts_add_up_and_bad_files_are_counted(prepared):
-  builder = input_pipeline._builder(config_for(prepared))  # pylint: disable=protected-access
+  builder = input_pipeline._builder(config_for(prepared))
   counts = {k: v.num_examples for k, v in builder.info.splits.items()}
   assert sum(counts.values()) == NUM_GOOD
   assert counts == {'train': NUM_GOOD - 8, 'validation': 4, 'test': 4}
-  summary = __import__('json').loads((pathlib.Path(builder.data_dir) / 'skipped.json')
-                                     .read_text())
+  summary = __import__('json').loads((pathlib.Path(builder.data_dir) / 'skipped.json').read_text())
   assert summary['skipped'] == NUM_BAD
   assert sorted(pathlib.PurePath(n).name for n in summary['skipped_files']) == [
-      'corrupt.png', 'empty.jpg', 'notes.txt', 'truncated.jpg']
+      'corrupt.png',
+      'empty.jpg',
+      'notes.txt',
+      'truncated.jpg',
+  ]
 
 
 def test_every_example_is_256_rgb_uint8(prepared):
@@ -154,8 +164,7 @@ def test_folder_source_gives_the_same_images(prepared, kaggle_tree):
       assert image.shape == (256, 256, 3)
       # The builder stores JPEG (quality 95); the folder source decodes the originals.
       stored = io.BytesIO()
-      Image.fromarray(image).save(stored, format='JPEG',
-                                  quality=input_pipeline.JPEG_QUALITY)
+      Image.fromarray(image).save(stored, format='JPEG', quality=input_pipeline.JPEG_QUALITY)
       round_trip = np.asarray(Image.open(stored), np.float64)
       diff = np.abs(round_trip - from_builder[name].astype(np.float64))
       assert diff.mean() < 0.1 and diff.max() <= 2, (name, diff.mean(), diff.max())
@@ -183,26 +192,41 @@ def test_train_batches_are_local_uint8(prepared, kaggle_tree):
 def test_folder_source_skips_and_counts_bad_files(kaggle_tree):
   config = config_for(None, source='folder', dir=str(kaggle_tree), image_size=32)
   skipped = input_pipeline.SkipCounter('test')
-  ds = input_pipeline.source_dataset(config, 'train', process_index=0, process_count=1,
-                                     skipped=skipped)
+  ds = input_pipeline.source_dataset(
+      config, 'train', process_index=0, process_count=1, skipped=skipped
+  )
   names = [n for _, n in ds.as_numpy_iterator()]
-  bad_in_train = sum(images_lib.split_of(n) == 'train'
-                     for n in ('truncated.jpg', 'corrupt.png', 'empty.jpg', 'notes.txt'))
+  bad_in_train = sum(
+      images_lib.split_of(n) == 'train'
+      for n in ('truncated.jpg', 'corrupt.png', 'empty.jpg', 'notes.txt')
+  )
   assert skipped.count == bad_in_train
   assert len(names) == NUM_GOOD - 8
 
 
 def test_main_trains_on_the_prepared_dataset(prepared, tmp_path):
-  result = run_main(['--config=configs/test.py', '--config.data.source=album_covers',
-                     f'--config.data.data_dir={prepared}', '--config.train.num_steps=2'],
-                    tmp_path)
+  result = run_main(
+      [
+          '--config=configs/test.py',
+          '--config.data.source=album_covers',
+          f'--config.data.data_dir={prepared}',
+          '--config.train.num_steps=2',
+      ],
+      tmp_path,
+  )
   assert result.returncode == 0, result.stdout[-3000:]
   assert (tmp_path / 'checkpoints' / '2').is_dir()
 
 
 def test_unprepared_dataset_is_a_clear_error(tmp_path):
-  result = run_main(['--config=configs/test.py', '--config.data.source=album_covers',
-                     f'--config.data.data_dir={tmp_path}'], tmp_path / 'w')
+  result = run_main(
+      [
+          '--config=configs/test.py',
+          '--config.data.source=album_covers',
+          f'--config.data.data_dir={tmp_path}',
+      ],
+      tmp_path / 'w',
+  )
   assert result.returncode != 0
   assert '--mode=prepare' in result.stdout
 
@@ -213,13 +237,17 @@ def test_skipped_files_are_counted_once_across_epochs_and_named(kaggle_tree):
   config.data.random_flip = False
   skipped = input_pipeline.SkipCounter('folder')
   batches = input_pipeline.train_batches(config, skipped=skipped)
-  bad_in_train = sorted(n for n in ('truncated.jpg', 'corrupt.png', 'empty.jpg', 'notes.txt')
-                        if images_lib.split_of(n) == 'train')
+  bad_in_train = sorted(
+      n
+      for n in ('truncated.jpg', 'corrupt.png', 'empty.jpg', 'notes.txt')
+      if images_lib.split_of(n) == 'train'
+  )
   for _ in range(3 * NUM_GOOD // 4):  # About three epochs.
     next(batches)
   assert sorted(pathlib.PurePath(n).name for n in skipped.names) == bad_in_train
-  assert skipped.summary().startswith(f'folder: {len(bad_in_train)} undecodable file(s) '
-                                      'skipped so far, e.g. ')
+  assert skipped.summary().startswith(
+      f'folder: {len(bad_in_train)} undecodable file(s) ' 'skipped so far, e.g. '
+  )
   assert 'BytesIO' not in skipped.summary()
 
 
@@ -227,8 +255,10 @@ def test_a_bad_file_is_named_by_its_path_not_a_buffer(tmp_path):
   (tmp_path / 'bad.jpg').write_bytes(b'not a jpeg')
   with pytest.raises(images_lib.BadImageError) as raised:
     images_lib.load(tmp_path / 'bad.jpg')
-  assert str(raised.value) == (f'{tmp_path}/bad.jpg: not a decodable image '
-                               '(UnidentifiedImageError: cannot identify image file)')
+  assert str(raised.value) == (
+      f'{tmp_path}/bad.jpg: not a decodable image '
+      '(UnidentifiedImageError: cannot identify image file)'
+  )
 
 
 def test_a_folder_of_only_bad_files_says_so(tmp_path):

@@ -22,11 +22,21 @@ def half_hole(shape=(2, 8, 8, 1)):
 def test_l1_l2_closed_forms():
   assert float(losses.l1_loss(prediction=const(0.7), target=const(0.2))) == pytest.approx(0.5)
   assert float(losses.l2_loss(prediction=const(0.7), target=const(0.2))) == pytest.approx(0.25)
-  weighted = losses.l1_loss(prediction=const(0.7), target=const(0.2), hole_mask=half_hole(),
-                            hole_weight=6.0, valid_weight=1.0)
+  weighted = losses.l1_loss(
+      prediction=const(0.7),
+      target=const(0.2),
+      hole_mask=half_hole(),
+      hole_weight=6.0,
+      valid_weight=1.0,
+  )
   assert float(weighted) == pytest.approx(0.5 * (6.0 * 0.5 + 1.0 * 0.5))
-  weighted2 = losses.l2_loss(prediction=const(0.7), target=const(0.2), hole_mask=half_hole(),
-                             hole_weight=2.0, valid_weight=0.0)
+  weighted2 = losses.l2_loss(
+      prediction=const(0.7),
+      target=const(0.2),
+      hole_mask=half_hole(),
+      hole_weight=2.0,
+      valid_weight=0.0,
+  )
   assert float(weighted2) == pytest.approx(0.25 * 2.0 * 0.5)
 
 
@@ -59,12 +69,10 @@ def test_total_is_the_sum_of_weighted_terms():
   pred, target = (jnp.asarray(rng.random((2, 16, 16, 3)), jnp.float32) for _ in range(2))
   hole = half_hole((2, 16, 16, 1))
   cfg = loss_config(l1_weight=2.0, l2_weight=3.0, tv_weight=0.5, perceptual_weight=0.0)
-  loss, terms = losses.total_loss(prediction=pred, target=target, hole_mask=hole,
-                                  loss_config=cfg)
+  loss, terms = losses.total_loss(prediction=pred, target=target, hole_mask=hole, loss_config=cfg)
   comp = models.composite(pred, target, hole)
   assert float(terms['l1']) == pytest.approx(2.0 * float(jnp.mean(jnp.abs(pred - target))))
-  assert float(terms['l2']) == pytest.approx(3.0 * float(jnp.mean((pred - target) ** 2)),
-                                             rel=1e-5)
+  assert float(terms['l2']) == pytest.approx(3.0 * float(jnp.mean((pred - target) ** 2)), rel=1e-5)
   assert float(terms['tv']) == pytest.approx(0.5 * float(losses.total_variation(image=comp)))
   assert float(loss) == pytest.approx(float(terms['l1'] + terms['l2'] + terms['tv']))
   assert 'perceptual' not in terms
@@ -79,24 +87,31 @@ def test_perceptual_zero_for_identical_positive_otherwise(vgg_params):
   rng = np.random.default_rng(1)
   image = jnp.asarray(rng.random((2, 16, 16, 3)), jnp.float32)
   other = jnp.asarray(rng.random((2, 16, 16, 3)), jnp.float32)
-  same, style_same = losses.perceptual_and_style(vgg_params=vgg_params, prediction=image,
-                                                 target=image, composite=image,
-                                                 with_style=True)
+  same, style_same = losses.perceptual_and_style(
+      vgg_params=vgg_params, prediction=image, target=image, composite=image, with_style=True
+  )
   assert float(same) == 0.0 and float(style_same) == 0.0
   for single_pass in (False, True):
-    diff, style = losses.perceptual_and_style(vgg_params=vgg_params, prediction=other,
-                                              target=image, composite=image,
-                                              with_style=True, single_pass=single_pass)
+    diff, style = losses.perceptual_and_style(
+        vgg_params=vgg_params,
+        prediction=other,
+        target=image,
+        composite=image,
+        with_style=True,
+        single_pass=single_pass,
+    )
     assert float(diff) > 0.0 and float(style) > 0.0
 
 
 def test_single_pass_equals_split_passes(vgg_params):
   rng = np.random.default_rng(2)
   a, b, c = (jnp.asarray(rng.random((2, 16, 16, 3)), jnp.float32) for _ in range(3))
-  split = losses.perceptual_and_style(vgg_params=vgg_params, prediction=a, target=b,
-                                      composite=c, with_style=True)
-  fused = losses.perceptual_and_style(vgg_params=vgg_params, prediction=a, target=b,
-                                      composite=c, with_style=True, single_pass=True)
+  split = losses.perceptual_and_style(
+      vgg_params=vgg_params, prediction=a, target=b, composite=c, with_style=True
+  )
+  fused = losses.perceptual_and_style(
+      vgg_params=vgg_params, prediction=a, target=b, composite=c, with_style=True, single_pass=True
+  )
   np.testing.assert_allclose(split, fused, rtol=1e-5)
 
 
@@ -110,8 +125,9 @@ def test_gradient_reaches_unet_never_vgg(vgg_params):
 
   def loss_of(unet_params, frozen):
     pred = model.apply({'params': unet_params}, models.mask_image(image, hole), hole)
-    return losses.total_loss(prediction=pred, target=image, hole_mask=hole, loss_config=cfg,
-                             vgg_params=frozen)[0]
+    return losses.total_loss(
+        prediction=pred, target=image, hole_mask=hole, loss_config=cfg, vgg_params=frozen
+    )[0]
 
   unet_grads, vgg_grads = jax.grad(loss_of, argnums=(0, 1))(params, vgg_params)
   assert sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(unet_grads)) > 0

@@ -60,8 +60,8 @@ def torch_lpips(params, linear, images_a, images_b):
   with torch.no_grad():
     total = 0
     for tap_a, tap_b, weights in zip(taps(images_a), taps(images_b), linear):
-      unit_a = tap_a / (torch.sqrt(torch.sum(tap_a ** 2, dim=1, keepdim=True)) + 1e-10)
-      unit_b = tap_b / (torch.sqrt(torch.sum(tap_b ** 2, dim=1, keepdim=True)) + 1e-10)
+      unit_a = tap_a / (torch.sqrt(torch.sum(tap_a**2, dim=1, keepdim=True)) + 1e-10)
+      unit_b = tap_b / (torch.sqrt(torch.sum(tap_b**2, dim=1, keepdim=True)) + 1e-10)
       lin = torch.nn.Conv2d(len(weights), 1, kernel_size=1, bias=False)
       lin.weight.data = torch.from_numpy(weights.reshape(1, -1, 1, 1).copy())
       total = total + lin((unit_a - unit_b) ** 2).mean(dim=(2, 3), keepdim=True)
@@ -82,8 +82,11 @@ def test_lpips_is_zero_for_identical_images_and_symmetric(weights, image_pair):
   images_a, images_b = image_pair
   # Not bitwise 0: the two copies sit at different places of one conv batch.
   np.testing.assert_allclose(lpips.lpips(params, linear, images_a, images_a), 0, atol=1e-8)
-  np.testing.assert_allclose(lpips.lpips(params, linear, images_a, images_b),
-                             lpips.lpips(params, linear, images_b, images_a), rtol=1e-6)
+  np.testing.assert_allclose(
+      lpips.lpips(params, linear, images_a, images_b),
+      lpips.lpips(params, linear, images_b, images_a),
+      rtol=1e-6,
+  )
 
 
 def test_batched_lpips_pads_the_last_batch_without_changing_a_value(weights, image_pair):

@@ -9,14 +9,16 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import build, load_config, run_main
+from conftest import build
+from conftest import load_config
+from conftest import run_main
 from flax_inpaint import images as images_lib
 from flax_inpaint import loop
 from flax_inpaint import sharding
 from flax_inpaint import steps
 
 tf = pytest.importorskip('tensorflow')
-from flax_inpaint import input_pipeline  # pylint: disable=g-import-not-at-top
+from flax_inpaint import input_pipeline
 
 SIZE = 32  # configs/test.py's data.image_size.
 
@@ -25,8 +27,8 @@ def l_shape(top, left, height, width, thickness):
   """bool [SIZE, SIZE]: an L (a vertical bar and a foot to its right): no flip or quarter
   turn maps it onto itself, so each of its 8 orientations is a different mask."""
   hole = np.zeros((SIZE, SIZE), bool)
-  hole[top:top + height, left:left + thickness] = True
-  hole[top + height - thickness:top + height, left:left + width] = True
+  hole[top : top + height, left : left + thickness] = True
+  hole[top + height - thickness : top + height, left : left + width] = True
   return hole
 
 
@@ -40,7 +42,8 @@ def write_mask_folder(root: pathlib.Path):
   Image.fromarray(np.where(corner, 255, 0).astype(np.uint8)).save(root / 'a_corner.png')
   # The threshold's edge: 128 is a hole, 127 is not.
   Image.fromarray(np.where(edge, 128, 127).astype(np.uint8)).save(
-      root / 'nested' / 'deep' / 'b_edge.png')
+      root / 'nested' / 'deep' / 'b_edge.png'
+  )
   # Twice the image size, each pixel a 2x2 block: nearest-neighbour resizing is exact.
   doubled = np.repeat(np.repeat(np.where(small, 255, 0), 2, 0), 2, 1).astype(np.uint8)
   Image.fromarray(doubled).save(root / 'c_doubled.png')
@@ -80,9 +83,12 @@ def test_batches_are_flipped_and_rotated_file_masks(tmp_path):
   assert set(np.unique(holes)) == {0, 1}
   seen = set()
   for hole in holes:
-    matches = [(s, o) for s, source in enumerate(sources)
-               for o, oriented in enumerate(orientations(source))
-               if np.array_equal(hole, oriented)]
+    matches = [
+        (s, o)
+        for s, source in enumerate(sources)
+        for o, oriented in enumerate(orientations(source))
+        if np.array_equal(hole, oriented)
+    ]
     assert len(matches) == 1, 'not a flip or quarter turn of a file mask'
     seen.add(matches[0])
   # Each source and each orientation turns up (80 draws of a uniform 8: P(miss) < 0.2%).
@@ -106,7 +112,7 @@ def test_fixed_mode_repeats_the_first_batch_of_holes(tmp_path):
     np.testing.assert_array_equal(later, holes[0])
 
 
-@pytest.mark.filterwarnings("ignore:Data has no positive values")  # The l1 panel: all 0.
+@pytest.mark.filterwarnings('ignore:Data has no positive values')  # The l1 panel: all 0.
 def test_training_uses_the_file_masks(tmp_path):
   """Masks without a hole and only hole-dependent loss terms: the hole L1 is exactly 0 and
   the loss is the images' own TV (the composite is the image). Drawn masks have holes:
@@ -122,17 +128,20 @@ def test_training_uses_the_file_masks(tmp_path):
   config.train.log_every = 1
   config.train.checkpoint_every = 3
   parts = build(config)
-  state = loop.run_loop(parts, tmp_path / 'run',
-                        train_batches=iter(take_batches(parts.config, 3)),
-                        writer=loop.LogOnlyWriter())
+  state = loop.run_loop(
+      parts,
+      tmp_path / 'run',
+      train_batches=iter(take_batches(parts.config, 3)),
+      writer=loop.LogOnlyWriter(),
+  )
   assert int(state.step) == 3
   # configs/test.py reads the 8 sample photos in order, 4 a step (flips keep their TV).
   photos = images_lib.sample_photos(SIZE).astype(np.float64) / 255.0
   history = loop.read_history(tmp_path / 'run')
   assert [row['step'] for row in history] == [1, 2, 3]
   for row, first in zip(history, (0, 4, 0)):
-    batch = photos[first:first + 4]
-    tv = (np.abs(np.diff(batch, axis=1)).mean() + np.abs(np.diff(batch, axis=2)).mean())
+    batch = photos[first : first + 4]
+    tv = np.abs(np.diff(batch, axis=1)).mean() + np.abs(np.diff(batch, axis=2)).mean()
     assert row['train/l1'] == 0.0
     np.testing.assert_allclose(row['train/loss'], config.loss.tv_weight * tv, rtol=1e-5)
 
@@ -141,10 +150,14 @@ def test_the_step_needs_the_holes_of_kind_files(tmp_path):
   parts = build(files_config(tmp_path))
   state = steps.abstract_train_state(parts.model, parts.tx, SIZE, 0, parts.mesh)
   train_step = steps.make_train_step(parts.model, parts.tx, parts.config, parts.mesh)
-  images = jax.ShapeDtypeStruct((4, SIZE, SIZE, 3), np.uint8,
-                                sharding=sharding.batch_sharding(parts.mesh))
-  with pytest.raises(ValueError, match="masks.kind='files': the train step needs the batch's "
-                     r'hole masks \(the input pipeline yields \(images, holes\) batches\)'):
+  images = jax.ShapeDtypeStruct(
+      (4, SIZE, SIZE, 3), np.uint8, sharding=sharding.batch_sharding(parts.mesh)
+  )
+  with pytest.raises(
+      ValueError,
+      match="masks.kind='files': the train step needs the batch's "
+      r'hole masks \(the input pipeline yields \(images, holes\) batches\)',
+  ):
     train_step.trace(state, images, parts.vgg_params, jax.random.key(0))
 
 
@@ -159,12 +172,16 @@ def test_a_folder_without_a_decodable_mask_is_one_line(tmp_path, contents):
   config = files_config(folder)
   skipped = input_pipeline.SkipCounter('masks.dir')
   if contents == 'missing':
-    line = (f'config.masks.dir={folder}: no such folder: pass a folder of mask images '
-            '(white = hole) as --config.masks.dir')
+    line = (
+        f'config.masks.dir={folder}: no such folder: pass a folder of mask images '
+        '(white = hole) as --config.masks.dir'
+    )
   else:
     count = 2 if contents == 'all_bad' else 0
-    line = (f'config.masks.dir={folder}: no decodable mask image among its {count} file(s): '
-            'pass a folder of mask images (white = hole)')
+    line = (
+        f'config.masks.dir={folder}: no decodable mask image among its {count} file(s): '
+        'pass a folder of mask images (white = hole)'
+    )
   with pytest.raises(FileNotFoundError) as error:
     input_pipeline.train_batches(config, mask_skipped=skipped)
   assert str(error.value) == line
@@ -175,11 +192,14 @@ def test_cli_all_bad_mask_folder_is_one_line_and_exit_2(tmp_path):
   folder = tmp_path / 'masks'
   folder.mkdir()
   (folder / 'a.png').write_bytes(b'junk')
-  result = run_main(['--config=configs/test.py', '--config.masks.kind=files',
-                     f'--config.masks.dir={folder}'], tmp_path / 'run')
+  result = run_main(
+      ['--config=configs/test.py', '--config.masks.kind=files', f'--config.masks.dir={folder}'],
+      tmp_path / 'run',
+  )
   assert result.returncode == 2, result.stdout[-3000:]
   assert [l for l in result.stdout.splitlines() if l.startswith('error:')] == [
       f'error: config.masks.dir={folder}: no decodable mask image among its 1 file(s): pass a '
-      'folder of mask images (white = hole)']
+      'folder of mask images (white = hole)'
+  ]
   assert 'Traceback' not in result.stdout
   assert not (tmp_path / 'run' / 'checkpoints').exists()

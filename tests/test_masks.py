@@ -13,13 +13,14 @@ from flax_inpaint import masks
 def brute_force(corners, height, width, size):
   mask = np.zeros((height, width), np.float32)
   for y, x in corners:
-    mask[y:y + size, x:x + size] = 1.0
+    mask[y : y + size, x : x + size] = 1.0
   return mask
 
 
 def test_single_patch_is_one_square_of_ones():
-  mask = np.asarray(masks.sample_hole_masks(jax.random.key(1), 16, 64, 48, num_patches=1,
-                                            patch_size=10))
+  mask = np.asarray(
+      masks.sample_hole_masks(jax.random.key(1), 16, 64, 48, num_patches=1, patch_size=10)
+  )
   assert mask.shape == (16, 64, 48, 1)
   assert set(np.unique(mask)) <= {0.0, 1.0}
   for m in mask[..., 0]:
@@ -29,8 +30,9 @@ def test_single_patch_is_one_square_of_ones():
 
 
 def test_union_of_patches_bounds_and_overlaps():
-  mask = np.asarray(masks.sample_hole_masks(jax.random.key(2), 64, 64, 64, num_patches=4,
-                                            patch_size=16))[..., 0]
+  mask = np.asarray(
+      masks.sample_hole_masks(jax.random.key(2), 64, 64, 64, num_patches=4, patch_size=16)
+  )[..., 0]
   holes = mask.sum(axis=(1, 2))
   assert (holes >= 256).all() and (holes <= 4 * 256).all()
   assert (holes < 4 * 256).any()  # Overlaps are allowed (and happen in 64 draws).
@@ -39,13 +41,12 @@ def test_union_of_patches_bounds_and_overlaps():
 def test_squares_match_brute_force():
   rng = np.random.default_rng(0)
   corners = rng.integers(0, 20, (5, 2))
-  got = masks._squares_from_corners(corners, 30, 30, 7, np)  # pylint: disable=protected-access
+  got = masks._squares_from_corners(corners, 30, 30, 7, np)
   np.testing.assert_array_equal(got, brute_force(corners, 30, 30, 7))
 
 
 def test_same_key_same_mask_other_key_other_mask():
-  draw = lambda k: np.asarray(masks.sample_hole_masks(k, 4, 32, 32, num_patches=4,
-                                                      patch_size=8))
+  draw = lambda k: np.asarray(masks.sample_hole_masks(k, 4, 32, 32, num_patches=4, patch_size=8))
   np.testing.assert_array_equal(draw(jax.random.key(3)), draw(jax.random.key(3)))
   assert not np.array_equal(draw(jax.random.key(3)), draw(jax.random.key(4)))
 
@@ -137,7 +138,7 @@ def reference_box_fractions(rng, num_masks, counts, sides):
     for _ in range(rng.integers(counts[0], counts[1] + 1)):
       height, width = rng.integers(sides[0], sides[1] + 1, 2)
       top, left = rng.integers(0, SIDE - height + 1), rng.integers(0, SIDE - width + 1)
-      hole_mask[top:top + height, left:left + width] = 1
+      hole_mask[top : top + height, left : left + width] = 1
     fractions.append(hole_mask.mean())
   return np.array(fractions)
 
@@ -149,12 +150,14 @@ def test_boxes_1000_draws_count_area_and_distribution():
   assert (fractions <= min(1.0, 3 * MAX_BOX**2 / SIDE**2)).all()
   num_pieces = np.array([components(m, 1) for m in hole_mask])
   assert set(num_pieces) == {1, 2, 3}  # Overlapping boxes merge, so never more than 3.
-  reference = reference_box_fractions(np.random.default_rng(0), 4000, (1, 3),
-                                      (MIN_BOX, MAX_BOX))
+  reference = reference_box_fractions(np.random.default_rng(0), 4000, (1, 3), (MIN_BOX, MAX_BOX))
   # Standard errors of the means are ~0.004 and ~0.002.
   assert abs(fractions.mean() - reference.mean()) < 0.02
-  np.testing.assert_allclose(np.quantile(fractions, [0.25, 0.5, 0.75]),
-                             np.quantile(reference, [0.25, 0.5, 0.75]), atol=0.03)
+  np.testing.assert_allclose(
+      np.quantile(fractions, [0.25, 0.5, 0.75]),
+      np.quantile(reference, [0.25, 0.5, 0.75]),
+      atol=0.03,
+  )
 
 
 def test_strokes_1000_draws_every_image_has_a_hole_of_at_most_4_pieces():
@@ -174,15 +177,19 @@ def test_single_segment_strokes_fit_a_stadium():
   # Width 16 px at 256 -> 4 px at 64 (radius 2); steps at most 2 * diagonal / 8 long, and
   # snapping the end to the nearest pixel adds up to half a pixel on each axis.
   radius, longest = 2.0, 2 * np.hypot(SIDE, SIDE) / 8 + 0.5
-  hole_mask = draw('strokes', strokes_per_image=(1, 1), stroke_vertices=(2, 2),
-                   stroke_width=(16, 16))
+  hole_mask = draw(
+      'strokes', strokes_per_image=(1, 1), stroke_vertices=(2, 2), stroke_width=(16, 16)
+  )
   for m in hole_mask:
     assert components(m, 2) == 1
     top, bottom, left, right = bounding_box(m)
     assert max(bottom - top, right - left) <= np.floor(longest + 2 * radius) + 1
     # Between a quarter disc (a segment in a corner) and the stadium's area + perimeter.
-    assert 6 <= m.sum() <= (2 * radius * longest + np.pi * radius**2
-                            + 2 * longest + 2 * np.pi * radius)
+    assert (
+        6
+        <= m.sum()
+        <= (2 * radius * longest + np.pi * radius**2 + 2 * longest + 2 * np.pi * radius)
+    )
 
 
 def test_rasterised_segments_closed_forms():
@@ -212,12 +219,13 @@ def test_rasterised_segments_match_brute_force():
       for col in range(20):
         p, d = np.array([row, col]), b - a
         t = np.clip((p - a) @ d / (d @ d), 0, 1)
-        want[row, col] |= on and np.sum((p - a - t * d)**2) <= r * r
+        want[row, col] |= on and np.sum((p - a - t * d) ** 2) <= r * r
   np.testing.assert_array_equal(got, want)
 
 
-MIXED = dict(num_patches=1, patch_size=8, boxes_per_image=(1, 1), box_side=(0.3, 0.6),
-             mix=(1.0, 1.0, 2.0))
+MIXED = dict(
+    num_patches=1, patch_size=8, boxes_per_image=(1, 1), box_side=(0.3, 0.6), mix=(1.0, 1.0, 2.0)
+)
 
 
 def kinds_of(hole_mask):
@@ -243,9 +251,11 @@ def test_mixed_draws_each_kind_with_its_weight():
   # The strokes' distribution: hole-fraction quartiles as kind 'strokes' draws them.
   fractions = only_strokes.mean(axis=(1, 2))
   assert (fractions > 0).all()
-  np.testing.assert_allclose(np.quantile(fractions, [0.25, 0.5, 0.75]),
-                             np.quantile(draw('strokes', key=4).mean(axis=(1, 2)),
-                                         [0.25, 0.5, 0.75]), atol=0.03)
+  np.testing.assert_allclose(
+      np.quantile(fractions, [0.25, 0.5, 0.75]),
+      np.quantile(draw('strokes', key=4).mean(axis=(1, 2)), [0.25, 0.5, 0.75]),
+      atol=0.03,
+  )
 
 
 def test_each_kind_is_deterministic_given_the_key():
@@ -272,8 +282,10 @@ def test_files_and_unknown_kinds_are_not_drawn():
 
 def test_eval_masks_deterministic_distinct_and_at_most_half_the_image():
   config = mask_config()
-  by_kind = {kind: np.stack([masks.eval_mask(3, i, 256, 256, config, kind) for i in range(200)])
-             for kind in masks.EVAL_KINDS}
+  by_kind = {
+      kind: np.stack([masks.eval_mask(3, i, 256, 256, config, kind) for i in range(200)])
+      for kind in masks.EVAL_KINDS
+  }
   for kind, hole_masks in by_kind.items():
     assert hole_masks.shape == (200, 256, 256, 1) and hole_masks.dtype == np.float32
     fractions = hole_masks.mean(axis=(1, 2, 3))
@@ -282,8 +294,9 @@ def test_eval_masks_deterministic_distinct_and_at_most_half_the_image():
     assert len({m.tobytes() for m in hole_masks}) == 200, kind
     assert not np.array_equal(hole_masks[0], masks.eval_mask(4, 0, 256, 256, config, kind))
   for index in range(200):
-    np.testing.assert_array_equal(by_kind['squares'][index], masks.eval_hole_mask(3, index, 256,
-                                                                                   256))
+    np.testing.assert_array_equal(
+        by_kind['squares'][index], masks.eval_hole_mask(3, index, 256, 256)
+    )
   assert not np.array_equal(by_kind['boxes'], by_kind['strokes'])
   # The strokes' holes fall in every area bin but the largest's (LaMa-like sizes).
   bins = {masks.hole_area_bin(f) for f in by_kind['strokes'].mean(axis=(1, 2, 3))}
@@ -297,7 +310,7 @@ def test_eval_masks_over_half_the_image_are_redrawn():
     params = masks.mask_params(config)
     redrawn = 0
     for index in range(50):
-      first = masks._eval_candidate(0, index, SIDE, SIDE, params, kind, 0)  # pylint: disable=protected-access
+      first = masks._eval_candidate(0, index, SIDE, SIDE, params, kind, 0)
       hole_mask = masks.eval_mask(0, index, SIDE, SIDE, config, kind)[..., 0]
       assert 0 < hole_mask.mean() <= 0.5
       if first.mean() > 0.5:
@@ -307,8 +320,9 @@ def test_eval_masks_over_half_the_image_are_redrawn():
     assert redrawn > 5, kind
   # squares' first draw is the baselines' mask.
   np.testing.assert_array_equal(
-      masks._eval_candidate(0, 3, SIDE, SIDE, masks.mask_params(big_squares), 'squares', 0),  # pylint: disable=protected-access
-      masks.eval_hole_mask(0, 3, SIDE, SIDE, num_patches=4, patch_size=28)[..., 0])
+      masks._eval_candidate(0, 3, SIDE, SIDE, masks.mask_params(big_squares), 'squares', 0),
+      masks.eval_hole_mask(0, 3, SIDE, SIDE, num_patches=4, patch_size=28)[..., 0],
+  )
 
 
 def test_eval_mask_that_never_fits_is_an_error():
@@ -316,7 +330,8 @@ def test_eval_mask_that_never_fits_is_an_error():
     masks.eval_mask(0, 0, SIDE, SIDE, mask_config(box_side=(0.8, 1.0)), 'boxes')
   assert str(error.value) == (
       "config.masks: no 'boxes' eval mask of image 0 at 64x64 has a hole of at most 50% of "
-      "the image in 100 draws: make that kind's holes smaller")
+      "the image in 100 draws: make that kind's holes smaller"
+  )
   with pytest.raises(ValueError, match='unknown'):
     masks.eval_mask(0, 0, SIDE, SIDE, mask_config(), 'mixed')
 
@@ -348,13 +363,27 @@ def test_hole_area_bins_of_float32_means_match_pixel_counts():
 # ----------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize('field,value', [
-    ('kind', 'circles'), ('num_patches', 0), ('patch_size', 33), ('patch_size', 2.5),
-    ('boxes_per_image', (3, 1)), ('boxes_per_image', (0, 2)), ('boxes_per_image', (1, 2, 3)),
-    ('box_side', (0.0, 0.5)), ('box_side', (0.5, 1.5)), ('strokes_per_image', (1, 17)),
-    ('stroke_vertices', (1, 4)), ('stroke_vertices', (4.5, 6)), ('stroke_width', (40, 5)),
-    ('mix', (1.0, -1.0, 1.0)), ('mix', (0.0, 0.0, 0.0)), ('mix', (1.0, 1.0)),
-])
+@pytest.mark.parametrize(
+    'field,value',
+    [
+        ('kind', 'circles'),
+        ('num_patches', 0),
+        ('patch_size', 33),
+        ('patch_size', 2.5),
+        ('boxes_per_image', (3, 1)),
+        ('boxes_per_image', (0, 2)),
+        ('boxes_per_image', (1, 2, 3)),
+        ('box_side', (0.0, 0.5)),
+        ('box_side', (0.5, 1.5)),
+        ('strokes_per_image', (1, 17)),
+        ('stroke_vertices', (1, 4)),
+        ('stroke_vertices', (4.5, 6)),
+        ('stroke_width', (40, 5)),
+        ('mix', (1.0, -1.0, 1.0)),
+        ('mix', (0.0, 0.0, 0.0)),
+        ('mix', (1.0, 1.0)),
+    ],
+)
 def test_validate_names_the_bad_field(field, value):
   # A dict: ConfigDict itself refuses some of these types.
   with pytest.raises(ValueError, match=rf'^config\.masks\.{field}='):
@@ -366,11 +395,13 @@ def test_validate_message_and_valid_configs():
     masks.validate_mask_config(mask_config(boxes_per_image=(3, 1)), 256)
   assert str(error.value) == (
       'config.masks.boxes_per_image=(3, 1) is not an inclusive range (lo, hi) of whole '
-      'numbers with 1 <= lo <= hi <= 32: pass e.g. --config.masks.boxes_per_image=(1,3)')
+      'numbers with 1 <= lo <= hi <= 32: pass e.g. --config.masks.boxes_per_image=(1,3)'
+  )
   with pytest.raises(ValueError) as error:
     masks.validate_mask_config(mask_config(kind='files'), 256)
-  assert str(error.value) == ("config.masks.kind='files' needs a folder of mask images: pass "
-                              '--config.masks.dir=FOLDER')
+  assert str(error.value) == (
+      "config.masks.kind='files' needs a folder of mask images: pass " '--config.masks.dir=FOLDER'
+  )
   for kind in masks.DRAWN_KINDS:
     masks.validate_mask_config(mask_config(kind=kind), 256)
   masks.validate_mask_config(mask_config(kind='files', dir='/masks'), 256)

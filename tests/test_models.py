@@ -59,8 +59,9 @@ def test_small_is_the_seeds_small_unet():
   assert expected_unet_params(models.WIDTHS['small']) == 13_350_467
 
 
-@pytest.mark.parametrize('norm,upsample,dtype', [('batch', 'transpose', 'float32'),
-                                                 ('none', 'resize', 'bfloat16')])
+@pytest.mark.parametrize(
+    'norm,upsample,dtype', [('batch', 'transpose', 'float32'), ('none', 'resize', 'bfloat16')]
+)
 def test_variants_run_and_output_in_unit_range(norm, upsample, dtype):
   full = defaults.get_config()
   config = full.model

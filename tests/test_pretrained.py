@@ -8,7 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import build, load_config, run_main, train_tiny
+from conftest import build
+from conftest import load_config
+from conftest import run_main
+from conftest import train_tiny
 from flax_inpaint import Inpainter
 from flax_inpaint import components as components_lib
 from flax_inpaint import config_lib
@@ -27,8 +30,13 @@ def scratch(size=64, seed=0):
 def test_a_written_release_repairs_like_its_workdir(tiny_run, tmp_path, storage):
   config = config_lib.config_for_workdir(None, tiny_run, mode='inpaint')
   variables, step = components_lib.load_trained(build(config, training=False), tiny_run)
-  pretrained.write(jax.device_get(variables['params']), step, config_lib.read_config_json(
-      tiny_run), tmp_path / 'tiny', storage)
+  pretrained.write(
+      jax.device_get(variables['params']),
+      step,
+      config_lib.read_config_json(tiny_run),
+      tmp_path / 'tiny',
+      storage,
+  )
   image, hole = scratch()
   from_release = Inpainter.from_pretrained(tmp_path / 'tiny').inpaint(image, hole)
   from_workdir = Inpainter.from_workdir(tiny_run).inpaint(image, hole)
@@ -42,14 +50,17 @@ def test_a_written_release_repairs_like_its_workdir(tiny_run, tmp_path, storage)
 
 
 def test_an_unknown_release_is_one_line():
-  with pytest.raises(config_lib.ConfigError, match=r'^--model=nope: no released model of that '
-                     r'name \(released: .*\); pass one of them or a folder holding params.npz$'):
+  with pytest.raises(
+      config_lib.ConfigError,
+      match=r'^--model=nope: no released model of that '
+      r'name \(released: .*\); pass one of them or a folder holding params.npz$',
+  ):
     Inpainter.from_pretrained('nope')
 
 
 def test_the_shipped_release_loads_and_repairs_in_a_fresh_process():
   assert pretrained.DEFAULT_RELEASE in pretrained.names()
-  code = '''
+  code = """
 import numpy as np
 from flax_inpaint import Inpainter
 image = np.full((300, 400, 3), 90, np.uint8)
@@ -59,9 +70,15 @@ hole[100:140, 180:220] = True
 repaired = Inpainter.from_pretrained().inpaint(image, hole)
 assert (repaired[~hole] == image[~hole]).all()
 print(repaired[hole].reshape(40, 40, 3)[:, 0].mean(), repaired[hole].reshape(40, 40, 3)[:, -1].mean())
-'''
-  out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                       cwd='/', timeout=300, check=False)
+"""
+  out = subprocess.run(
+      [sys.executable, '-c', code],
+      capture_output=True,
+      text=True,
+      cwd='/',
+      timeout=300,
+      check=False,
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   left, right = (float(v) for v in out.stdout.split())
   # The hole straddles a dark/bright edge: its left side comes back dark, its right bright.
@@ -70,7 +87,7 @@ print(repaired[hole].reshape(40, 40, 3)[:, 0].mean(), repaired[hole].reshape(40,
 
 def test_the_shipped_release_is_small_and_its_card_matches_its_config():
   directory = pretrained.release_dir(pretrained.DEFAULT_RELEASE)
-  assert (directory / pretrained.PARAMS_FILE).stat().st_size < 20 * 2 ** 20
+  assert (directory / pretrained.PARAMS_FILE).stat().st_size < 20 * 2**20
   config = pretrained.read_config(directory)
   card = (directory / pretrained.CARD_FILE).read_text()
   _, step = pretrained.read_params(directory)
@@ -95,10 +112,12 @@ def test_init_from_the_release_starts_from_its_params(tmp_path):
 
 
 def test_init_from_something_that_is_neither_is_one_line_before_training(tmp_path):
-  result = run_main(['--config=configs/test.py', '--config.train.init_from=no-such-model'],
-                    tmp_path / 'run')
+  result = run_main(
+      ['--config=configs/test.py', '--config.train.init_from=no-such-model'], tmp_path / 'run'
+  )
   assert result.returncode == 2, result.stdout[-2000:]
   assert result.stdout.strip().splitlines()[-1] == (
       '--config.train.init_from=no-such-model: no released model of that name (released: album-covers); pass '
-      'one of them or a folder holding params.npz')
+      'one of them or a folder holding params.npz'
+  )
   assert not (tmp_path / 'run' / 'checkpoints').exists()

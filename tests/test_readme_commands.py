@@ -20,20 +20,24 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import ROOT, write_images
+from conftest import ROOT
+from conftest import write_images
 
-TINY = ['--config.model.size=tiny', '--config.data.image_size=32',
-        '--config.masks.patch_size=8']
+TINY = ['--config.model.size=tiny', '--config.data.image_size=32', '--config.masks.patch_size=8']
 # A row's command is run as written plus these flags (only to make it fast).
 FAST = {
     'override any field': ['--config.train.num_steps=2'],
     'baselines only, on any folder': ['--config.eval.num_images=2'],
-    'learning-rate search': TINY + ['--config.sweep.lrs=(0.001,)', '--config.train.num_steps=2',
-                                    '--config.train.checkpoint_every=2',
-                                    '--config.train.sample_every=2'],
+    'learning-rate search': TINY
+    + [
+        '--config.sweep.lrs=(0.001,)',
+        '--config.train.num_steps=2',
+        '--config.train.checkpoint_every=2',
+        '--config.train.sample_every=2',
+    ],
     'time the train step': TINY + ['--batch=4', '--steps=1', '--warmup=1'],
-    'time repairs of large photos': TINY + ['--config.inpaint.crop_margin=8',
-                                            '--cases=96x64:2x8', '--repeats=1'],
+    'time repairs of large photos': TINY
+    + ['--config.inpaint.crop_margin=8', '--cases=96x64:2x8', '--repeats=1'],
 }
 # Rows that need what no test can make: one line and exit status 2.
 NEEDS_EXTERNAL = {
@@ -71,10 +75,16 @@ def places(tmp_path, tiny_run):
   hole[10:20, 12:30] = 255
   Image.fromarray(hole).save(tmp_path / 'mask.png')
   (tmp_path / 'tfds').mkdir()
-  return {'DIR': str(run), 'TFDS': str(tmp_path / 'tfds'), 'FOLDER': str(photos),
-          'OUT': str(tmp_path / 'out'), 'IMG_OR_DIR': str(photos),
-          'MASK_OR_DIR': str(tmp_path / 'mask.png'), 'KAGGLE': str(tmp_path / 'kaggle.zip'),
-          'model.fipx': str(tmp_path / 'model.fipx')}
+  return {
+      'DIR': str(run),
+      'TFDS': str(tmp_path / 'tfds'),
+      'FOLDER': str(photos),
+      'OUT': str(tmp_path / 'out'),
+      'IMG_OR_DIR': str(photos),
+      'MASK_OR_DIR': str(tmp_path / 'mask.png'),
+      'KAGGLE': str(tmp_path / 'kaggle.zip'),
+      'model.fipx': str(tmp_path / 'model.fipx'),
+  }
 
 
 def as_argv(what, command, places):
@@ -97,11 +107,24 @@ def run_command(argv, serve=False, timeout=600):
   """(exit status, output); a server is stopped once it says where it serves."""
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   if not serve:
-    done = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    done = subprocess.run(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
     return done.returncode, done.stdout
-  process = subprocess.Popen(argv + ['--port=0'], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+  process = subprocess.Popen(
+      argv + ['--port=0'],
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
   lines, deadline = [], time.time() + timeout
   for line in process.stdout:
     lines.append(line)

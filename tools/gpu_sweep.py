@@ -27,22 +27,36 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, '-m', 'flax_inpaint.benchmark']
-BASE = ['--config=configs/reference.py', '--steps=30', '--warmup=5',
-        '--config.model.dtype=bfloat16']
-OLD = ['--config.impl.pool=reduce_window', '--config.impl.upsample=gather',
-       '--config.impl.relu=input']
-LOOP = ['--mode=loop', '--steps=90', '--config.train.log_every=20',
-        '--config.train.checkpoint_every=25']
+BASE = [
+    '--config=configs/reference.py',
+    '--steps=30',
+    '--warmup=5',
+    '--config.model.dtype=bfloat16',
+]
+OLD = [
+    '--config.impl.pool=reduce_window',
+    '--config.impl.upsample=gather',
+    '--config.impl.relu=input',
+]
+LOOP = [
+    '--mode=loop',
+    '--steps=90',
+    '--config.train.log_every=20',
+    '--config.train.checkpoint_every=25',
+]
 PROFILE_DIR = '/tmp/profile_new'
 RUNS = {  # name: extra benchmark flags (defaults: reshape pooling, sub-pixel upsampling,
-  # ReLU derivative from the output).
+    # ReLU derivative from the output).
     'new_loop': LOOP + [f'--profile_dir={PROFILE_DIR}'],
     'new_warm': [],
     'new': [],
     'old': OLD,  # The code measured on the H100 on 2026-11-27.
     'pool_reshape': ['--config.impl.upsample=gather', '--config.impl.relu=input'],
-    'up_repeat': ['--config.impl.pool=reduce_window', '--config.impl.upsample=repeat',
-                  '--config.impl.relu=input'],
+    'up_repeat': [
+        '--config.impl.pool=reduce_window',
+        '--config.impl.upsample=repeat',
+        '--config.impl.relu=input',
+    ],
     'repeat': ['--config.impl.upsample=repeat', '--config.impl.relu=input'],
     'relu_input': ['--config.impl.relu=input'],  # 1,437.1 images/s on an H200.
     'vgg_pad8': ['--config.impl.vgg_input_channels=8'],
@@ -72,10 +86,12 @@ def command(*flag_lists, extra=()):
 def row(name, r):
   if not r:
     return f'{name:15s} FAILED (see errors.txt)'
-  text = (f'{name:15s} {r["images_per_s"]:8.1f} img/s {r["median_ms_per_step"]:8.2f} ms/step'
-          f'  compile {r["compile_s"]:5.1f} s  first step {r["seconds_to_first_step"]:5.1f} s'
-          f'  peak {(r["peak_memory_bytes"] or 0) / 1e9:5.2f} GB  {r["gflop_per_image"]:6.1f}'
-          f' GF/img  {r["model_tflop_per_s"]:6.1f} model TF/s')
+  text = (
+      f'{name:15s} {r["images_per_s"]:8.1f} img/s {r["median_ms_per_step"]:8.2f} ms/step'
+      f'  compile {r["compile_s"]:5.1f} s  first step {r["seconds_to_first_step"]:5.1f} s'
+      f'  peak {(r["peak_memory_bytes"] or 0) / 1e9:5.2f} GB  {r["gflop_per_image"]:6.1f}'
+      f' GF/img  {r["model_tflop_per_s"]:6.1f} model TF/s'
+  )
   if 'loop_images_per_s' in r:
     text += f'  loop {r["loop_images_per_s"]} img/s ({r["loop_overhead_pct"]}% overhead)'
   return text
@@ -86,8 +102,12 @@ def main():
   parser.add_argument('--out', required=True)
   parser.add_argument('--runs', required=True, help=f'Comma-separated, of {sorted(RUNS)}.')
   parser.add_argument('--timeout', type=float, default=240, help='Seconds per run.')
-  parser.add_argument('--extra', default='', help='More benchmark flags for every run, '
-                      'e.g. "--config=configs/test.py --steps=3" to try this on a CPU.')
+  parser.add_argument(
+      '--extra',
+      default='',
+      help='More benchmark flags for every run, '
+      'e.g. "--config=configs/test.py --steps=3" to try this on a CPU.',
+  )
   args = parser.parse_args()
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -99,15 +119,22 @@ def main():
   for name in names:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     if name == PROFILED_RUN:
-      env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + f' --xla_dump_to={hlo}'
-                          ' --xla_dump_hlo_as_text --xla_dump_hlo_module_re=jit_step_fn')
-    cmd = command(RUNS[name], [f'--config.compilation_cache_dir={cache}'],
-                  extra=args.extra.split())
+      env['XLA_FLAGS'] = (
+          env.get('XLA_FLAGS', '') + f' --xla_dump_to={hlo}'
+          ' --xla_dump_hlo_as_text --xla_dump_hlo_module_re=jit_step_fn'
+      )
+    cmd = command(RUNS[name], [f'--config.compilation_cache_dir={cache}'], extra=args.extra.split())
     start = time.time()
     stdout, stderr = pathlib.Path(f'/tmp/{name}.out'), pathlib.Path(f'/tmp/{name}.err')
     try:
-      subprocess.run(cmd, cwd=REPO, env=env, timeout=args.timeout,
-                     stdout=open(stdout, 'w'), stderr=open(stderr, 'w'))
+      subprocess.run(
+          cmd,
+          cwd=REPO,
+          env=env,
+          timeout=args.timeout,
+          stdout=open(stdout, 'w'),
+          stderr=open(stderr, 'w'),
+      )
     except subprocess.TimeoutExpired:
       pass
     lines = [l for l in stdout.read_text().splitlines() if l.startswith('{')]
@@ -125,10 +152,13 @@ def main():
     if name == PROFILED_RUN and pathlib.Path(PROFILE_DIR).exists():
       dumps = sorted(pathlib.Path(hlo).glob('*jit_step_fn*gpu_after_optimizations.txt'))
       for flags, path in (([], 'profile_new.txt'), (['--layers', '--top=0'], 'layers_new.txt')):
-        summary = subprocess.run([sys.executable, str(REPO / 'tools/profile_summary.py'),
-                                  PROFILE_DIR, '--top=60'] + flags
-                                 + ([f'--hlo={dumps[0]}'] if dumps else []),
-                                 capture_output=True, text=True)
+        summary = subprocess.run(
+            [sys.executable, str(REPO / 'tools/profile_summary.py'), PROFILE_DIR, '--top=60']
+            + flags
+            + ([f'--hlo={dumps[0]}'] if dumps else []),
+            capture_output=True,
+            text=True,
+        )
         (out / path).write_text(summary.stdout + summary.stderr)
       with tarfile.open(out / 'hlo_and_trace.tgz', 'w:gz') as tar:
         for path in sorted(pathlib.Path(hlo).rglob('*after_optimizations.txt')):

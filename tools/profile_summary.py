@@ -42,8 +42,10 @@ def load(path):
   if path.is_dir():
     found = sorted(path.rglob('perfetto_trace.json.gz'))
     if not found:
-      raise SystemExit(f'{path}: no perfetto_trace.json.gz below it; trace with '
-                       'jax.profiler.trace(dir, create_perfetto_trace=True)')
+      raise SystemExit(
+          f'{path}: no perfetto_trace.json.gz below it; trace with '
+          'jax.profiler.trace(dir, create_perfetto_trace=True)'
+      )
     path = found[-1]
   with gzip.open(path, 'rt') as f:
     data = json.load(f)
@@ -74,8 +76,10 @@ def summarise(events, steps, top, include_host=False):
   out = []
   for (process, thread), evs in sorted(lines.items(), key=lambda kv: -sum(e['dur'] for e in kv[1])):
     total_ms = sum(e['dur'] for e in evs) / 1e3 / steps
-    out.append(f'\n## {process} / {thread}: {len(evs) / steps:.0f} events, '
-               f'{total_ms:.2f} ms per step (sum of durations)')
+    out.append(
+        f'\n## {process} / {thread}: {len(evs) / steps:.0f} events, '
+        f'{total_ms:.2f} ms per step (sum of durations)'
+    )
     if len(evs) < 5:
       continue
     by_kind = collections.Counter()
@@ -88,8 +92,9 @@ def summarise(events, steps, top, include_host=False):
       by_kind[kind_of(e['name'] + ' ' + name)] += e['dur']
       by_name[label] += e['dur']
       count[label] += 1
-    out.append('kind: ' + ', '.join(f'{k} {v / 1e3 / steps:.2f} ms'
-                                    for k, v in by_kind.most_common()))
+    out.append(
+        'kind: ' + ', '.join(f'{k} {v / 1e3 / steps:.2f} ms' for k, v in by_kind.most_common())
+    )
     for label, dur in by_name.most_common(top):
       out.append(f'{dur / 1e3 / steps:9.3f} ms  x{count[label] / steps:5.1f}  {label[:150]}')
   return '\n'.join(out)
@@ -115,8 +120,12 @@ def by_model_part(events, hlo_text, steps, layers=False):
   processes, threads = line_names(events)
   total = collections.Counter()
   for e in events:
-    if (e.get('ph') != 'X' or 'dur' not in e or 'GPU' not in processes.get(e['pid'], '')
-        or 'Compute' not in threads.get((e['pid'], e.get('tid')), '')):
+    if (
+        e.get('ph') != 'X'
+        or 'dur' not in e
+        or 'GPU' not in processes.get(e['pid'], '')
+        or 'Compute' not in threads.get((e['pid'], e.get('tid')), '')
+    ):
       continue
     op = (e.get('args') or {}).get('hlo_op') or e['name']
     meta = op_names.get(op, '')
@@ -128,11 +137,16 @@ def by_model_part(events, hlo_text, steps, layers=False):
     total[key + (direction, kind)] += e['dur']
   whole = sum(total.values()) or 1
   head = ['part'] + (['layer'] if layers else []) + ['pass', 'kernels', 'ms per step', 'share']
-  rows = [f'| {" | ".join(key)} | {v / 1e3 / steps:.2f} | {100 * v / whole:.0f}% |'
-          for key, v in total.most_common()]
+  rows = [
+      f'| {" | ".join(key)} | {v / 1e3 / steps:.2f} | {100 * v / whole:.0f}% |'
+      for key, v in total.most_common()
+  ]
   blanks = ' |' * (len(head) - 3)
-  return '\n'.join([f'| {" | ".join(head)} |', '|---' * len(head) + '|'] + rows
-                   + [f'| all |{blanks} {whole / 1e3 / steps:.2f} | 100% |'])
+  return '\n'.join(
+      [f'| {" | ".join(head)} |', '|---' * len(head) + '|']
+      + rows
+      + [f'| all |{blanks} {whole / 1e3 / steps:.2f} | 100% |']
+  )
 
 
 def main():
@@ -141,7 +155,7 @@ def main():
   parser.add_argument('--steps', type=int, default=3, help='Steps the trace holds.')
   parser.add_argument('--top', type=int, default=30)
   parser.add_argument('--include_host', action='store_true')
-  parser.add_argument('--hlo', help='The traced step\'s optimised HLO text (see above).')
+  parser.add_argument('--hlo', help="The traced step's optimised HLO text (see above).")
   parser.add_argument('--layers', action='store_true', help='With --hlo: per layer too.')
   args = parser.parse_args()
   events = load(args.trace)

@@ -22,7 +22,6 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from flax_inpaint import checkpointing
 from flax_inpaint import components as components_lib
 from flax_inpaint import config_lib
@@ -53,9 +52,17 @@ def _setup(workdir):
 def _hole_psnr(components, variables, images, holes) -> dict:
   """{kind: mean hole PSNR} of the model with `variables`."""
   repair = evaluate.model_repairer(components, variables, components.config.eval.batch_size)
-  return {kind: float(np.mean([metrics.psnr(r, o, h) for r, o, h in
-                               zip(repair(images, kind_holes), images, kind_holes)]))
-          for kind, kind_holes in holes.items()}
+  return {
+      kind: float(
+          np.mean(
+              [
+                  metrics.psnr(r, o, h)
+                  for r, o, h in zip(repair(images, kind_holes), images, kind_holes)
+              ]
+          )
+      )
+      for kind, kind_holes in holes.items()
+  }
 
 
 def curve(workdir):
@@ -72,8 +79,12 @@ def curve(workdir):
     variables, _ = components_lib.load_trained(components, workdir, step)
     scores = _hole_psnr(components, variables, images, holes)
     rows.append({'step': step, 'crops_seen': step * batch, **scores})
-    print(f'| {step} | {step * batch:,} | ' + ' | '.join(f'{scores[k]:.2f}' for k in FLAGS.kinds)
-          + ' |', flush=True)
+    print(
+        f'| {step} | {step * batch:,} | '
+        + ' | '.join(f'{scores[k]:.2f}' for k in FLAGS.kinds)
+        + ' |',
+        flush=True,
+    )
   (pathlib.Path(workdir) / 'release_curve.json').write_text(json.dumps(rows, indent=1) + '\n')
 
 
@@ -88,8 +99,10 @@ def write(workdir):
   half_db = _hole_psnr(components, {'params': half, 'batch_stats': {}}, images, holes)
   change = max(abs(full_db[k] - half_db[k]) for k in FLAGS.kinds)
   storage = 'float16' if change < FLOAT16_TOLERANCE_DB else 'float32'
-  print(f'hole PSNR float32 {full_db}, float16 {half_db}: largest change {change:.4f} dB '
-        f'-> {storage}')
+  print(
+      f'hole PSNR float32 {full_db}, float16 {half_db}: largest change {change:.4f} dB '
+      f'-> {storage}'
+  )
   config = config_lib.read_config_json(workdir)
   out = pretrained.write(params, step, config, pretrained.RELEASES_DIR / FLAGS.name, storage)
   print(f'Wrote {out} (step {step})')
@@ -98,8 +111,9 @@ def write(workdir):
 def main(argv):
   commands = {'curve': curve, 'write': write}
   if len(argv) != 2 or argv[1] not in commands:
-    raise app.UsageError(f'usage: tools/release.py {{{",".join(commands)}}} --workdir=W '
-                         '--eval_dir=D')
+    raise app.UsageError(
+        f'usage: tools/release.py {{{",".join(commands)}}} --workdir=W ' '--eval_dir=D'
+    )
   commands[argv[1]](FLAGS.workdir)
 
 
