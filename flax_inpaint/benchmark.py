@@ -78,7 +78,7 @@ def peak_memory_bytes():
 
 def _device_batches(config, mesh, count=4):
   rng = np.random.default_rng(0)
-  size = config.data.image_size
+  size = config.data.crop_size or config.data.image_size  # What the step trains on.
   shape = (config.train.batch_size // jax.process_count(), size, size, 3)
   return [sharding.global_batch(rng.integers(0, 256, shape, np.uint8), mesh) for _ in range(count)]
 
@@ -87,7 +87,9 @@ def time_step(components, num_steps, warmup, profile_dir=None):
   """Compile, warm up, then time `num_steps` steps; returns the result dict."""
   config, mesh, model, tx = (components.config, components.mesh, components.model, components.tx)
   vgg_params = components.vgg_params
-  state = steps.create_train_state(model, tx, config.data.image_size, config.train.seed, mesh)
+  state = steps.create_train_state(
+      model, tx, config.data.image_size, config.train.seed, mesh, steps.uses_ema(config.train)
+  )
   step = steps.make_train_step(model, tx, config, mesh)
   batches = _device_batches(config, mesh)
   key = jax.random.key(0)
@@ -142,6 +144,7 @@ def time_step(components, num_steps, warmup, profile_dir=None):
       'dtype': config.model.dtype,
       'batch': batch,
       'image_size': config.data.image_size,
+      'crop_size': config.data.crop_size,
       'model': f'{config.model.size}/{config.model.bottleneck}/{config.model.norm}',
       'ops': (
           f'{config.impl.pool}/{config.impl.upsample}/relu_{config.impl.relu}/'
@@ -169,7 +172,8 @@ def time_loop(components, num_steps, warmup, workdir):
   """
   config = components.config.as_configdict()
   rng = np.random.default_rng(0)
-  size, local = config.data.image_size, config.train.batch_size // jax.process_count()
+  size = config.data.crop_size or config.data.image_size
+  local = config.train.batch_size // jax.process_count()
   host_batches = [rng.integers(0, 256, (local, size, size, 3), np.uint8) for _ in range(4)]
   config.train.num_steps = warmup + num_steps
   log_every = config.train.log_every
