@@ -27,6 +27,14 @@ TINY = ['--config.model.size=tiny', '--config.data.image_size=32', '--config.mas
 # A row's command is run as written plus these flags (only to make it fast).
 FAST = {
     'override any field': ['--config.train.num_steps=2'],
+    'evaluate the released model': ['--config.eval.num_images=2'],
+    'fine-tune the release on your images': [
+        '--config.train.num_steps=1',
+        '--config.train.batch_size=4',
+        '--config.train.warmup_steps=0',
+        '--config.train.num_sample_images=2',
+        '--config.eval.num_images=2',
+    ],
     'baselines only, on any folder': ['--config.eval.num_images=2'],
     'learning-rate search': TINY
     + [
@@ -77,6 +85,7 @@ def places(tmp_path, tiny_run):
   (tmp_path / 'tfds').mkdir()
   return {
       'DIR': str(run),
+      'NEW_DIR': str(tmp_path / 'new_run'),
       'TFDS': str(tmp_path / 'tfds'),
       'FOLDER': str(photos),
       'OUT': str(tmp_path / 'out'),
