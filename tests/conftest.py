@@ -79,16 +79,14 @@ def write_images(folder, count, size=40, seed=0):
   return paths
 
 
-def run_main(args, workdir=None, timeout=300, env_extra=None):
-  """Runs main.py in a subprocess; returns CompletedProcess (stdout+stderr merged)."""
+def run_argv(argv, timeout=300, env_extra=None):
+  """Runs argv in a subprocess from the repository root, the package importable; returns
+  the CompletedProcess (stdout and stderr merged in stdout)."""
   import subprocess
 
   env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
-  cmd = [sys.executable, str(ROOT / 'main.py')] + list(args)
-  if workdir:
-    cmd.append(f'--workdir={workdir}')
   return subprocess.run(
-      cmd,
+      argv,
       cwd=ROOT,
       env=env,
       stdout=subprocess.PIPE,
@@ -96,6 +94,14 @@ def run_main(args, workdir=None, timeout=300, env_extra=None):
       text=True,
       timeout=timeout,
   )
+
+
+def run_main(args, workdir=None, timeout=300, env_extra=None):
+  """Runs main.py in a subprocess; returns CompletedProcess (stdout+stderr merged)."""
+  cmd = [sys.executable, str(ROOT / 'main.py')] + list(args)
+  if workdir:
+    cmd.append(f'--workdir={workdir}')
+  return run_argv(cmd, timeout, env_extra)
 
 
 @pytest.fixture(scope='session')

@@ -1,15 +1,13 @@
 """The command line a new user meets: help, config files that cannot load, overrides of a
 run's config.json, a quiet console (issue 21)."""
 
-import os
-import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import ROOT
+from conftest import run_argv
 from conftest import run_main
 from flax_inpaint import cli
 
@@ -17,16 +15,7 @@ from flax_inpaint import cli
 def run_installed(args, timeout=300):
   """The `flax-inpaint` console command (the entry point pip installs: cli.run)."""
   code = 'import sys; from flax_inpaint import cli; cli.run(["flax-inpaint"] + sys.argv[1:])'
-  env = dict(os.environ, PYTHONPATH=str(ROOT))
-  return subprocess.run(
-      [sys.executable, '-c', code] + list(args),
-      cwd=ROOT,
-      env=env,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT,
-      text=True,
-      timeout=timeout,
-  )
+  return run_argv([sys.executable, '-c', code] + list(args), timeout)
 
 
 def error_lines(output):

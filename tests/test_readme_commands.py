@@ -21,6 +21,7 @@ from PIL import Image
 import pytest
 
 from conftest import ROOT
+from conftest import run_argv
 from conftest import write_images
 
 TINY = ['--config.model.size=tiny', '--config.data.image_size=32', '--config.masks.patch_size=8']
@@ -114,18 +115,10 @@ def as_argv(what, command, places):
 
 def run_command(argv, serve=False, timeout=600):
   """(exit status, output); a server is stopped once it says where it serves."""
-  env = dict(os.environ, PYTHONPATH=str(ROOT))
   if not serve:
-    done = subprocess.run(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
+    done = run_argv(argv, timeout)
     return done.returncode, done.stdout
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
   process = subprocess.Popen(
       argv + ['--port=0'],
       cwd=ROOT,
