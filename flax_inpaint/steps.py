@@ -34,6 +34,7 @@ class TrainState:
 
 
 def uses_ema(train_config) -> bool:
+  """Whether the run keeps a moving average of its params (train.ema_decay > 0)."""
   return train_config.ema_decay > 0
 
 
@@ -42,8 +43,8 @@ def inference_params(state: TrainState):
   return state.ema_params if state.ema_params else state.params
 
 
-# The checkpoint entry that eval, inference and export read the params from.
 def inference_params_key(train_config) -> str:
+  """The checkpoint entry that eval, inference and export read the params from."""
   return 'ema_params' if uses_ema(train_config) else 'params'
 
 
