@@ -16,6 +16,7 @@ from absl import logging
 import jax
 import ml_collections
 
+from flax_inpaint import baselines
 from flax_inpaint import defaults
 from flax_inpaint import fills
 from flax_inpaint import masks
@@ -160,6 +161,8 @@ def validate(config, *, num_devices=None, mode='train'):
     masks.validate_mask_config(config.masks, config.data.crop_size or config.data.image_size)
   except ValueError as e:
     raise ConfigError(str(e)) from e
+  for method in config.eval.baseline_methods:
+    _choice(method, list(baselines.BASELINES), 'eval.baseline_methods')
   for kind in config.eval.mask_kinds:
     _choice(kind, masks.EVAL_KINDS, 'eval.mask_kinds')
   if not config.eval.mask_kinds:

@@ -280,7 +280,8 @@ def run(config, workdir, out_dir=None):
     logging.info('Evaluating the checkpoint of step %d', step)
     repairers['ours'] = model_repairer(components, variables, config.eval.batch_size)
   if config.eval.baselines:
-    repairers.update(baselines.repairers())
+    chosen = tuple(config.eval.baseline_methods)
+    repairers.update({k: v for k, v in baselines.repairers().items() if k in chosen})
   if not repairers:
     raise config_lib.ConfigError(
         'config.eval.model=False and config.eval.baselines=False: ' 'nothing to evaluate'

@@ -11,6 +11,7 @@ from conftest import build
 from conftest import train_tiny
 from flax_inpaint import baselines
 from flax_inpaint import components
+from flax_inpaint import config_lib
 from flax_inpaint import evaluate
 from flax_inpaint import masks
 from flax_inpaint import metrics
@@ -67,7 +68,7 @@ def test_every_baseline_row_and_outputs(test_config):
   holes = {'squares': evaluate.eval_masks(test_config, 'squares', 3)}
   rows, outputs = evaluate.evaluate_methods(images, holes, baselines.repairers(), lambda a, b: None)
   results = {m: evaluate.mean_rows(r) for m, r in rows['squares'].items()}
-  assert set(results) == {'telea', 'ns', 'mean_fill', 'masked'}
+  assert set(results) == {'pushpull', 'telea', 'ns', 'mean_fill', 'masked'}
   originals = images / 255.0
   hole_masks = holes['squares']
   for repaired in outputs['squares'].values():
@@ -157,6 +158,7 @@ def test_baselines_alone_need_no_checkpoint(tmp_path, test_config):
   test_config.eval.mask_kinds = ('boxes',)
   payload = evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
   assert 'ours' not in payload and set(payload['by_mask_kind']['boxes']) == {
+      'pushpull',
       'telea',
       'ns',
       'mean_fill',
@@ -164,3 +166,21 @@ def test_baselines_alone_need_no_checkpoint(tmp_path, test_config):
   }
   assert payload['_meta']['step'] is None and payload['_meta']['num_images'] == 3
   assert (tmp_path / 'eval' / 'report.md').read_text().startswith('# Evaluation of the baselines')
+
+
+def test_baseline_methods_choose_the_baselines(tmp_path, test_config):
+  from conftest import write_images
+
+  write_images(tmp_path / 'val', 2, size=32)
+  test_config.eval.dir = str(tmp_path / 'val')
+  test_config.eval.model = False
+  test_config.eval.baseline_methods = ('pushpull', 'ns')
+  payload = evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
+  assert set(payload['by_mask_kind']['squares']) == {'pushpull', 'ns'}
+  test_config.eval.baseline_methods = ('pushpull', 'magic')
+  with pytest.raises(
+      config_lib.ConfigError,
+      match=r"^config.eval.baseline_methods='magic' is "
+      r"unknown; use one of \['pushpull', 'telea', 'ns', 'mean_fill', 'masked'\]$",
+  ):
+    evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval2')
