@@ -121,3 +121,41 @@ def test_init_from_something_that_is_neither_is_one_line_before_training(tmp_pat
       'one of them or a folder holding params.npz'
   )
   assert not (tmp_path / 'run' / 'checkpoints').exists()
+
+
+def test_the_cli_without_a_workdir_repairs_with_the_release(tmp_path):
+  from PIL import Image
+
+  image, hole = scratch(96)
+  Image.fromarray(image).save(tmp_path / 'cover.png')
+  Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / 'mask.png')
+  result = run_main(
+      [
+          '--mode=inpaint',
+          f'--input={tmp_path / "cover.png"}',
+          f'--mask={tmp_path / "mask.png"}',
+          f'--output={tmp_path / "out"}',
+      ]
+  )
+  assert result.returncode == 0, result.stdout[-2000:]
+  repaired = np.asarray(Image.open(tmp_path / 'out' / 'cover.png'))
+  expected = Inpainter.from_pretrained().inpaint(image, hole)
+  np.testing.assert_array_equal(repaired, expected)
+
+
+def test_model_and_workdir_together_is_one_line(tmp_path):
+  result = run_main(['--mode=serve', '--model=album-covers'], tmp_path)
+  assert result.returncode == 2
+  assert result.stdout.strip().splitlines()[-1] == (
+      f'error: --model=album-covers and --workdir={tmp_path}: give one of them (--workdir: a '
+      'training run; --model: a released model)'
+  )
+
+
+def test_eval_of_the_release_needs_an_output_folder():
+  result = run_main(['--mode=eval', '--model=album-covers'])
+  assert result.returncode == 2
+  assert result.stdout.strip().splitlines()[-1] == (
+      'error: --mode=eval of the released model needs --output=DIR for its tables (or '
+      '--workdir=DIR to evaluate a training run)'
+  )
