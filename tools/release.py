@@ -7,10 +7,15 @@
   python tools/release.py write --workdir=/tmp/release --name=album-covers \
       --eval_dir=../shared/data/album-covers-dev/val
 
-Then `python main.py --mode=eval --model=NAME --workdir=OUT` gives the card's table.
+  # The card's picture, on scikit-image's photos (shippable, unlike the covers):
+  python tools/release.py grid --workdir=flax_inpaint/releases/album-covers \
+      --eval_dir=unused --output=docs/releases/album-covers/grid.png
+
+Then `python main.py --mode=eval --model=NAME --output=OUT` gives the card's table.
 """
 
 import json
+import os
 import pathlib
 import sys
 
@@ -22,10 +27,13 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flax_inpaint import baselines
 from flax_inpaint import checkpointing
 from flax_inpaint import components as components_lib
 from flax_inpaint import config_lib
 from flax_inpaint import evaluate
+from flax_inpaint import images as images_lib
+from flax_inpaint import masks
 from flax_inpaint import metrics
 from flax_inpaint import pretrained
 
@@ -35,6 +43,8 @@ flags.DEFINE_string('eval_dir', None, 'Folder of eval images.', required=True)
 flags.DEFINE_string('name', pretrained.DEFAULT_RELEASE, '`write`: the release name.')
 flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.')
 flags.DEFINE_integer('num_images', 200, 'Eval images.')
+flags.DEFINE_string('output', None, '`grid`: the PNG to write.')
+flags.DEFINE_integer('every', 1, '`curve`: only the checkpoints of steps that divide by this.')
 # Storage in float16 must not move the eval by this much (hole PSNR, dB, any kind).
 FLOAT16_TOLERANCE_DB = 0.02
 
@@ -69,7 +79,7 @@ def curve(workdir):
   """One markdown row per kept checkpoint: step, crops seen, hole PSNR per kind."""
   components, images, holes = _setup(workdir)
   manager = checkpointing.make_manager(workdir, read_only=True)
-  checkpoint_steps = sorted(manager.all_steps())
+  checkpoint_steps = [s for s in sorted(manager.all_steps()) if s % FLAGS.every == 0]
   manager.close()
   batch = components.config.train.batch_size
   print('| step | crops seen | ' + ' | '.join(f'{k} hole PSNR (dB)' for k in FLAGS.kinds) + ' |')
@@ -104,12 +114,47 @@ def write(workdir):
       f'-> {storage}'
   )
   config = config_lib.read_config_json(workdir)
+  # The run's folders as the card's command names them (relative to the repository).
+  for section, field in (('data', 'dir'), ('eval', 'dir')):
+    if config[section][field]:
+      config[section][field] = os.path.relpath(config[section][field], ROOT)
   out = pretrained.write(params, step, config, pretrained.RELEASES_DIR / FLAGS.name, storage)
   print(f'Wrote {out} (step {step})')
 
 
+def grid(source):
+  """original | holes | push-pull | OpenCV NS | the model, one row per photo and mask kind."""
+  config = (
+      pretrained.read_config(source)
+      if pretrained.is_release(source)
+      else (config_lib.read_config_json(source))
+  )
+  config = config_lib.resolve(config, mode='inpaint')
+  components = components_lib.build(config, training=False)
+  variables, _ = components_lib.load_trained(components, source)
+  repair = evaluate.model_repairer(components, variables, 1)
+  size = config.data.image_size
+  photos = images_lib.sample_photos(size).astype(np.float32) / 255.0
+  rows = []
+  for index, photo in enumerate(photos[:6]):
+    kind = FLAGS.kinds[index % len(FLAGS.kinds)]
+    hole = masks.eval_mask(0, index, size, size, config.masks, kind)
+    ours = repair(photo[None], hole[None])[0]
+    rows.append(
+        [
+            photo,
+            baselines.masked_input(photo, hole),
+            baselines.pushpull(photo, hole),
+            baselines.navier_stokes(photo, hole),
+            ours,
+        ]
+    )
+  images_lib.save_png(images_lib.grid(rows), FLAGS.output)
+  print(f'Wrote {FLAGS.output}')
+
+
 def main(argv):
-  commands = {'curve': curve, 'write': write}
+  commands = {'curve': curve, 'write': write, 'grid': grid}
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(
         f'usage: tools/release.py {{{",".join(commands)}}} --workdir=W ' '--eval_dir=D'
