@@ -77,7 +77,7 @@ EXAMPLES = {
     ),
     'inpaint': '--input=photos/ --mask=masks/ --output=repaired/',
     'serve': '--port=8765',
-    'export': '--model=album-covers --output=model.fipx',
+    'export': '--workdir=/tmp/flax_inpaint_demo --output=model.fipx',
     'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
 }
 HELP_FLAGS = ('--help', '-h', '--helpshort', '-?')

@@ -65,10 +65,19 @@ def run(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
   """Exports the latest checkpoint of `workdir` to `output` (atomically); returns the path.
 
   Raises:
-    exported.ExportError: `output` exists (unless overwrite) or its folder does not.
+    exported.ExportError: `output` exists (unless overwrite) or its folder does not; the
+      model has a coarse fill (not exportable yet).
   """
   output = exported.check_output(output, overwrite=overwrite)
   config = config_lib.config_for_workdir(config, workdir, mode='export')
+  if config.model.coarse_fill != 'none':
+    # The push-pull pyramid's depth follows the window's size, which the shape-polymorphic
+    # program does not know: it cannot be lowered for every window at once yet.
+    raise exported.ExportError(
+        f'--mode=export: a model with model.coarse_fill={config.model.coarse_fill!r} (such as '
+        'the released album-covers model) cannot be exported yet; use it from Python '
+        '(Inpainter.from_pretrained / from_workdir), inpaint or serve'
+    )
   components = components_lib.build(config, training=False)
   variables, step = components_lib.load_trained(components, workdir)
   options = api.InferenceOptions.from_config(config, models.size_multiple(config.model))
