@@ -159,3 +159,14 @@ def test_eval_of_the_release_needs_an_output_folder():
       'error: --mode=eval of the released model needs --output=DIR for its tables (or '
       '--workdir=DIR to evaluate a training run)'
   )
+
+
+def test_exporting_the_release_says_in_one_line_why_not(tmp_path):
+  result = run_main(['--mode=export', f'--output={tmp_path / "release.fipx"}'])
+  assert result.returncode == 2
+  assert result.stdout.strip().splitlines()[-1] == (
+      "error: --mode=export: a model with model.coarse_fill='pushpull' (such as the released "
+      'album-covers model) cannot be exported yet; use it from Python '
+      '(Inpainter.from_pretrained / from_workdir), inpaint or serve'
+  )
+  assert not (tmp_path / 'release.fipx').exists()
