@@ -85,14 +85,16 @@ def build(
   )
 
 
-def restore_variables(components: Components, workdir, step=None):
+def restore_variables(components: Components, workdir, step=None, train_config=None):
   """The latest (or `step`'s) params and batch_stats of `workdir`: (variables, step). The
-  params are the moving average when the run kept one (train.ema_decay)."""
+  params are the moving average when the run kept one: `train_config` is the run's
+  (default: the components' config)."""
+  train_config = components.config.train if train_config is None else train_config
   abstract = steps.abstract_variables(
       components.model, components.config.data.image_size, components.mesh
   )
   return checkpointing.restore_variables(
-      workdir, abstract, step, params_key=steps.inference_params_key(components.config.train)
+      workdir, abstract, step, params_key=steps.inference_params_key(train_config)
   )
 
 
@@ -118,9 +120,11 @@ def load_trained(components: Components, source, step=None, option: str = '--mod
     checkpointing.CheckpointError: the workdir has no usable checkpoint.
   """
   directory = trained_source(source, option)
-  config_lib.check_matches_run(components.config, directory)
+  saved = config_lib.read_config_json(directory)
+  config_lib.check_matches_run(components.config, directory, saved)
   if not pretrained.is_release(directory):
-    return restore_variables(components, directory, step)
+    # Whether the params are a moving average is the trained run's choice, not this one's.
+    return restore_variables(components, directory, step, saved.train if saved else None)
   params, trained_step = pretrained.read_params(directory)
   variables = {'params': params, 'batch_stats': {}}
   return jax.device_put(variables, sharding.replicated(components.mesh)), trained_step

@@ -190,3 +190,17 @@ def test_init_from_a_workdir_starts_from_its_params(tmp_path):
   for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-20)
   assert int(second.step) == 1
+
+
+def test_init_from_a_run_with_ema_starts_from_its_moving_average(tmp_path):
+  config = load_config('test')
+  config.train.ema_decay = 0.5
+  first = train_tiny(config, tmp_path / 'first')
+  config.train.ema_decay = 0.0
+  config.train.init_from = str(tmp_path / 'first')
+  config.train.num_steps = 1
+  config.train.lr = 1e-30
+  second = train_tiny(config, tmp_path / 'second')
+  for a, b in zip(jax.tree.leaves(first.ema_params), jax.tree.leaves(second.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-20)
+  assert second.ema_params == {}
