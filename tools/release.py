@@ -9,7 +9,7 @@
 
   # The card's picture, on scikit-image's photos (shippable, unlike the covers):
   python tools/release.py grid --workdir=flax_inpaint/releases/album-covers \
-      --eval_dir=unused --output=docs/releases/album-covers/grid.png
+      --output=docs/releases/album-covers/grid.png
 
 Then `python main.py --mode=eval --model=NAME --output=OUT` gives the card's table.
 """
@@ -39,7 +39,7 @@ from flax_inpaint import pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'The training run.', required=True)
-flags.DEFINE_string('eval_dir', None, 'Folder of eval images.', required=True)
+flags.DEFINE_string('eval_dir', None, '`curve`, `write`: the folder of eval images.')
 flags.DEFINE_string('name', pretrained.DEFAULT_RELEASE, '`write`: the release name.')
 flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.')
 flags.DEFINE_integer('num_images', 200, 'Eval images.')
@@ -50,6 +50,8 @@ FLOAT16_TOLERANCE_DB = 0.02
 
 
 def _setup(workdir):
+  if not FLAGS.eval_dir:
+    raise app.UsageError('curve and write need --eval_dir=FOLDER (the eval images)')
   config = config_lib.read_config_json(workdir)
   config.eval.dir, config.eval.num_images = FLAGS.eval_dir, FLAGS.num_images
   config = config_lib.resolve(config, mode='eval')
