@@ -443,6 +443,11 @@ def _trained_source(mode) -> Tuple[str, Optional[str]]:
     )
   if FLAGS.workdir:
     return FLAGS.workdir, None
+  if not FLAGS.model and not pretrained.names():
+    raise UsageError(
+        f'--mode={mode} needs --workdir=DIR (a training run): no released model '
+        'is shipped in this version'
+    )
   release = str(pretrained.release_dir(FLAGS.model or pretrained.DEFAULT_RELEASE))
   if mode == 'eval' and not FLAGS.output:
     raise UsageError(

@@ -58,6 +58,14 @@ def test_an_unknown_release_is_one_line():
     Inpainter.from_pretrained('nope')
 
 
+SHIPPED = pytest.mark.skipif(
+    not pretrained.names(),
+    reason='no release is shipped yet (issue 22: the first CPU run did '
+    'not beat the push-pull fill)',
+)
+
+
+@SHIPPED
 def test_the_shipped_release_loads_and_repairs_in_a_fresh_process():
   assert pretrained.DEFAULT_RELEASE in pretrained.names()
   code = """
@@ -85,6 +93,7 @@ print(repaired[hole].reshape(40, 40, 3)[:, 0].mean(), repaired[hole].reshape(40,
   assert left < 120 < 170 < right
 
 
+@SHIPPED
 def test_the_shipped_release_is_small_and_its_card_matches_its_config():
   directory = pretrained.release_dir(pretrained.DEFAULT_RELEASE)
   assert (directory / pretrained.PARAMS_FILE).stat().st_size < 20 * 2**20
@@ -95,6 +104,7 @@ def test_the_shipped_release_is_small_and_its_card_matches_its_config():
   assert config.model.coarse_fill == 'pushpull'
 
 
+@SHIPPED
 def test_init_from_the_release_starts_from_its_params(tmp_path):
   config = load_config('release')
   config.data.source, config.data.crop_size = 'samples', None
@@ -111,18 +121,31 @@ def test_init_from_the_release_starts_from_its_params(tmp_path):
   assert saved['train']['init_from'] == pretrained.DEFAULT_RELEASE
 
 
+def test_without_a_shipped_release_the_cli_needs_a_workdir_in_one_line():
+  if pretrained.names():
+    pytest.skip('a release is shipped')
+  result = run_main(['--mode=serve'])
+  assert result.returncode == 2
+  assert result.stdout.strip().splitlines()[-1] == (
+      'error: --mode=serve needs --workdir=DIR (a training run): no released model is shipped '
+      'in this version'
+  )
+
+
 def test_init_from_something_that_is_neither_is_one_line_before_training(tmp_path):
   result = run_main(
       ['--config=configs/test.py', '--config.train.init_from=no-such-model'], tmp_path / 'run'
   )
   assert result.returncode == 2, result.stdout[-2000:]
   assert result.stdout.strip().splitlines()[-1] == (
-      '--config.train.init_from=no-such-model: no released model of that name (released: album-covers); pass '
+      'error: --config.train.init_from=no-such-model: no released model of that name (released: '
+      f'{", ".join(pretrained.names()) or "none"}); pass '
       'one of them or a folder holding params.npz'
   )
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
 
+@SHIPPED
 def test_the_cli_without_a_workdir_repairs_with_the_release(tmp_path):
   from PIL import Image
 
@@ -143,6 +166,7 @@ def test_the_cli_without_a_workdir_repairs_with_the_release(tmp_path):
   np.testing.assert_array_equal(repaired, expected)
 
 
+@SHIPPED
 def test_model_and_workdir_together_is_one_line(tmp_path):
   result = run_main(['--mode=serve', '--model=album-covers'], tmp_path)
   assert result.returncode == 2
@@ -152,6 +176,7 @@ def test_model_and_workdir_together_is_one_line(tmp_path):
   )
 
 
+@SHIPPED
 def test_eval_of_the_release_needs_an_output_folder():
   result = run_main(['--mode=eval', '--model=album-covers'])
   assert result.returncode == 2
@@ -161,6 +186,7 @@ def test_eval_of_the_release_needs_an_output_folder():
   )
 
 
+@SHIPPED
 def test_exporting_the_release_says_in_one_line_why_not(tmp_path):
   result = run_main(['--mode=export', f'--output={tmp_path / "release.fipx"}'])
   assert result.returncode == 2
