@@ -40,11 +40,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 MODES = {
     'train': 'train a model on a config (resumes automatically in the same workdir)',
-    'eval': 'evaluate a model against the classical fills (PSNR, SSIM, LPIPS)',
+    'eval': 'evaluate the latest checkpoint against OpenCV baselines (PSNR, SSIM, LPIPS)',
     'prepare': 'build the album-covers TFDS dataset from the Kaggle download',
-    'inpaint': 'repair your own image files (the released model, or a trained workdir)',
+    'inpaint': 'repair your own image files with a trained model',
     'serve': 'the local web page (and its API) to paint holes and repair them',
-    'export': 'write a model as one file that needs only jax and numpy',
+    'export': 'write a trained model as one file that needs only jax and numpy',
     'lr_sweep': 'the learning-rate search: one short run per rate',
 }
 # Modes that read a trained workdir: without --config they use WORKDIR/config.json.
@@ -52,20 +52,11 @@ TRAINED_MODES = ('eval', 'inpaint', 'serve', 'export')
 # Each mode's own flags (besides --config.FIELD=VALUE) and an example, for `MODE --help`.
 MODE_FLAGS = {
     'train': ('config', 'workdir'),
-    'eval': ('workdir', 'model', 'output', 'config'),
+    'eval': ('workdir', 'config'),
     'prepare': ('config',),
-    'inpaint': (
-        'input',
-        'mask',
-        'output',
-        'model',
-        'workdir',
-        'mask_threshold',
-        'overwrite',
-        'config',
-    ),
-    'serve': ('model', 'workdir', 'host', 'port', 'config'),
-    'export': ('output', 'model', 'workdir', 'overwrite', 'config'),
+    'inpaint': ('workdir', 'input', 'mask', 'output', 'mask_threshold', 'overwrite', 'config'),
+    'serve': ('workdir', 'host', 'port', 'config'),
+    'export': ('workdir', 'output', 'overwrite', 'config'),
     'lr_sweep': ('config', 'workdir'),
 }
 EXAMPLES = {
@@ -75,8 +66,10 @@ EXAMPLES = {
         '--config=configs/full.py --config.data.manual_dir=KAGGLE_ZIP '
         '--config.data.data_dir=TFDS_DIR'
     ),
-    'inpaint': '--input=photos/ --mask=masks/ --output=repaired/',
-    'serve': '--port=8765',
+    'inpaint': (
+        '--workdir=/tmp/flax_inpaint_demo --input=photos/ --mask=masks/ ' '--output=repaired/'
+    ),
+    'serve': '--workdir=/tmp/flax_inpaint_demo --port=8765',
     'export': '--workdir=/tmp/flax_inpaint_demo --output=model.fipx',
     'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
 }
