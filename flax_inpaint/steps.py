@@ -49,17 +49,19 @@ def inference_params_key(train_config) -> str:
 
 
 def make_schedule(train_config):
-  """The learning rate per step: optional linear warmup, then constant or cosine to 0."""
+  """The learning rate per step: optional linear warmup, then constant or cosine to 0.
+
+  The cosine runs from the end of the warmup to `num_steps` (at least one step, so a run
+  shorter than its warmup is still a valid schedule).
+  """
   lr, warmup = train_config.lr, train_config.warmup_steps
   if train_config.schedule == 'cosine':
-    return optax.warmup_cosine_decay_schedule(
-        0.0, lr, max(warmup, 1), max(train_config.num_steps, warmup + 1)
-    )
-  if warmup:
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup]
-    )
-  return optax.constant_schedule(lr)
+    after = optax.cosine_decay_schedule(lr, max(train_config.num_steps - warmup, 1))
+  else:
+    after = optax.constant_schedule(lr)
+  if not warmup:
+    return after
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), after], [warmup])
 
 
 def make_optimizer(train_config) -> optax.GradientTransformation:

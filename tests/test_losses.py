@@ -90,7 +90,9 @@ def test_perceptual_zero_for_identical_positive_otherwise(vgg_params):
   same, style_same = losses.perceptual_and_style(
       vgg_params=vgg_params, prediction=image, target=image, composite=image, with_style=True
   )
-  assert float(same) == 0.0 and float(style_same) == 0.0
+  # Zero up to rounding: the target goes through the VGG in a batch of its own, and XLA's
+  # CPU convolutions may sum in another order for another batch size (1.8e-6 on CI's CPU).
+  assert abs(float(same)) < 1e-5 and abs(float(style_same)) < 1e-5
   for single_pass in (False, True):
     diff, style = losses.perceptual_and_style(
         vgg_params=vgg_params,

@@ -162,6 +162,11 @@ def test_learning_rate_schedules(test_config):
   assert float(cosine(10)) == pytest.approx(1e-3)
   assert float(cosine(55)) == pytest.approx(5e-4, rel=1e-3)  # Half way down the cosine.
   assert float(cosine(100)) == pytest.approx(0.0, abs=1e-9)
+  # Runs shorter than their warmup, or of one step, still get a schedule.
+  train_config.num_steps, train_config.warmup_steps = 1, 0
+  assert float(steps.make_schedule(train_config)(0)) == pytest.approx(1e-3)
+  train_config.num_steps, train_config.warmup_steps = 5, 10
+  assert float(steps.make_schedule(train_config)(4)) == pytest.approx(4e-4)
 
 
 def test_gradient_clipping_is_in_the_chain_only_when_asked(test_config):
@@ -197,6 +202,7 @@ def test_the_shipped_configs_are_these():
       'overfit',
       'pconv',
       'reference',
+      'release',
       'test',
   ]
 
@@ -206,6 +212,8 @@ def test_every_shipped_config_is_valid(name):
   config = load_config(name)
   if config.data.source == 'album_covers':
     config.data.data_dir = '/tmp/tfds'  # Set on the command line by users.
+  if config.data.source == 'folder':
+    config.data.dir = '/tmp/covers'  # Set on the command line by users.
   config_lib.validate(config, num_devices=1)
   assert config.data.image_size % models.size_multiple(config.model) == 0
 
