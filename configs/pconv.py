@@ -6,7 +6,7 @@ A preset is a config file, so anything set on the command line wins over it:
   python main.py --config=configs/pconv.py --workdir=/tmp/pconv --config.loss.style_weight=0
 """
 
-from flax_inpaint import config_lib
+from flax_inpaint.config import config_lib
 
 
 def get_config():

@@ -4,7 +4,7 @@ Adam 3e-4. Time it with
   python -m flax_inpaint.benchmark --config=configs/reference.py --config.model.dtype=bfloat16
 """
 
-from flax_inpaint import config_lib
+from flax_inpaint.config import config_lib
 
 
 def get_config():

@@ -2,7 +2,7 @@
 
 A slim U-Net (widths 16-32-64-128, plain bottleneck) that corrects the push-pull fill,
 trained on random 128x128 crops of the covers with mixed holes at their full-image sizes,
-L1 inside the holes (+ a little outside) and TV, Adam with EMA weights. No VGG16 term: on
+squared error inside the holes, Adam with EMA weights. No VGG16 term: on
 2 CPU cores it would cost several times the U-Net's own step. Train, then evaluate:
   python main.py --config=configs/release.py --workdir=/tmp/release \
       --config.data.dir=../shared/data/album-covers-dev/train \
@@ -12,11 +12,11 @@ Continue from the shipped release (CPU hours add up from one release to the next
   ... --config.train.init_from=album-covers
 """
 
-from flax_inpaint import defaults
+from flax_inpaint.config import schema
 
 
 def get_config():
-  config = defaults.get_config()
+  config = schema.get_config()
   config.model.size = 'slim'
   # At 8x8 (a 128 crop's bottleneck) dilations of 2..16 mostly read padding: plain is
   # cheaper and sees as far.
@@ -33,10 +33,10 @@ def get_config():
   # the same masks as every other table (tests/test_pretrained.py checks it).
   config.masks.kind = 'mixed'
   config.train.batch_size = 12
-  config.train.lr = 2e-3
+  config.train.lr = 1e-3
   config.train.warmup_steps = 100
-  # About 75 minutes on the 2-core CPU alone (~1.1 steps/s); cosine to 0 anneals the end.
-  config.train.num_steps = 4800
+  # About 55 minutes on the 2-core CPU alone (~1.1 steps/s); cosine to 0 anneals the end.
+  config.train.num_steps = 3600
   config.train.schedule = 'cosine'
   config.train.ema_decay = 0.998
   config.train.checkpoint_every = 400
@@ -45,13 +45,16 @@ def get_config():
   config.train.log_every = 50
   config.train.sample_every = 400
   config.train.num_sample_images = 6
-  # The composite is what users see. The model corrects the fill inside the holes only, so
-  # outside them its output is the input and the valid term is zero.
-  config.loss.l1_weight = 1.0
+  # Squared error in the holes, not L1: PSNR is a squared error, and L1's median moved the
+  # first runs below the fill (4,800-step run at L1, holes x6: 17.87 dB against the fill's
+  # 17.98 after 1,200 steps, every kind lower; 40 val covers). The model corrects the fill
+  # inside the holes only, so outside them its output is the input and the loss is zero.
+  config.loss.l1_weight = 0.0
+  config.loss.l2_weight = 1.0
   config.loss.hole_weight = 6.0
   config.loss.valid_weight = 1.0
+  config.loss.tv_weight = 0.0
   config.loss.perceptual_weight = 0.0
-  config.loss.tv_weight = 0.01
   config.loss.require_vgg = False
   config.eval.mask_kinds = ('squares', 'boxes', 'strokes')
   config.eval.batch_size = 8

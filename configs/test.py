@@ -3,11 +3,11 @@
 python main.py --config=configs/test.py --workdir=/tmp/t --config.data.dir=IMAGES
 """
 
-from flax_inpaint import defaults
+from flax_inpaint.config import schema
 
 
 def get_config():
-  config = defaults.get_config()
+  config = schema.get_config()
   config.model.size = 'tiny'  # Widths 4-8: for tests only.
   config.train.batch_size = 4
   config.train.num_steps = 4

@@ -12,7 +12,7 @@ __all__ = ['Inpainter']
 
 def __getattr__(name):
   if name == 'Inpainter':
-    from flax_inpaint.api import Inpainter
+    from flax_inpaint.inference.api import Inpainter
 
     return Inpainter
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

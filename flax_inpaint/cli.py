@@ -22,12 +22,11 @@ they use a released model (`--model=NAME`, default `pretrained.DEFAULT_RELEASE`)
 `run_app` gives the benchmarks the same one-line errors and quiet console.
 """
 
-import difflib
+import importlib
 import logging as py_logging
 import os
 import pathlib
 import sys
-import traceback
 from typing import List, Optional, Tuple
 
 from absl import app
@@ -35,7 +34,12 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-# TensorFlow only feeds data: keep it quiet (input_pipeline also hides GPUs from it).
+from flax_inpaint import errors
+from flax_inpaint.config import command_line
+from flax_inpaint.train import distributed
+from flax_inpaint.weights import pretrained
+
+# TensorFlow only feeds data: keep it quiet (data/pipeline.py also hides GPUs from it).
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 MODES = {
@@ -46,6 +50,16 @@ MODES = {
     'serve': 'the local web page (and its API) to paint holes and repair them',
     'export': 'write a trained model as one file that needs only jax and numpy',
     'lr_sweep': 'the learning-rate search: one short run per rate',
+}
+# The module in modes/ that runs each mode (its `run_mode`).
+MODE_MODULES = {
+    'train': 'train',
+    'lr_sweep': 'train',
+    'eval': 'eval',
+    'prepare': 'prepare',
+    'inpaint': 'inpaint',
+    'serve': 'serve',
+    'export': 'export',
 }
 # Modes that read a trained workdir: without --config they use WORKDIR/config.json.
 TRAINED_MODES = ('eval', 'inpaint', 'serve', 'export')
@@ -74,16 +88,12 @@ EXAMPLES = {
     'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
 }
 HELP_FLAGS = ('--help', '-h', '--helpshort', '-?')
-USAGE_ERROR, DIVERGED = 2, 3
+USAGE_ERROR, DIVERGED = errors.USAGE_ERROR_STATUS, errors.DIVERGED_STATUS
 # INFO lines of libraries that tell a user nothing: jax's backend probing ("Unable to
 # initialize backend 'tpu'"), matplotlib's font cache, orbax's per-save chatter.
 _QUIET_PATHS = ('/jax/_src/', '/matplotlib/', '/orbax/')
 
 FLAGS = flags.FLAGS
-
-
-class UsageError(ValueError):
-  """A bad command line, reported in one line."""
 
 
 def define_flags() -> None:
@@ -200,7 +210,7 @@ def help_text(argv, mode: Optional[str] = None) -> str:
           'flags:',
       ]
       + [_flag_line(name) for name in MODE_FLAGS[mode]]
-      + ['  --config.FIELD=VALUE  any config field (flax_inpaint/defaults.py lists them)']
+      + ['  --config.FIELD=VALUE  any config field (flax_inpaint/config/schema.py lists them)']
   )
 
 
@@ -214,122 +224,13 @@ def _maybe_print_help(argv) -> bool:
     return False
   mode = _requested_mode(argv)
   if mode is not None and mode not in MODES:
-    raise UsageError(f'no mode {mode!r}; modes are {", ".join(MODES)}')
+    raise errors.UsageError(f'no mode {mode!r}; modes are {", ".join(MODES)}')
   print(help_text(argv, mode))
   return True
 
 
 # ----------------------------------------------------------------------------------
 # Config files and overrides, with one-line errors.
-
-
-def _config_flag_error(argv, error) -> str:
-  """One line for a --config.* override that failed to parse: the unknown field with a
-  suggestion, or the bad value."""
-  from flax_inpaint import defaults
-
-  for arg in argv:
-    if not arg.startswith('--config.'):
-      continue
-    path = arg[len('--config.') :].split('=', 1)[0].split('.')
-    node, walked = defaults.get_config(), 'config'
-    for name in path:
-      if not hasattr(node, 'keys') or name not in node:
-        close = difflib.get_close_matches(
-            name, list(node.keys()) if hasattr(node, 'keys') else [], n=1
-        )
-        hint = f' (did you mean "{close[0]}"?)' if close else ''
-        return (
-            f'{arg}: {walked} has no field {name!r}{hint}; flax_inpaint/defaults.py '
-            'lists every field'
-        )
-      node, walked = node[name], f'{walked}.{name}'
-  return str(error).splitlines()[0]
-
-
-def _config_file_arg(argv) -> Optional[str]:
-  """The value of --config=FILE (or `--config FILE`) in argv, or None."""
-  for i, arg in enumerate(argv):
-    if arg.startswith('--config='):
-      return arg.split('=', 1)[1]
-    if arg == '--config' and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
-
-
-def _raised_at(error: BaseException, path: pathlib.Path) -> str:
-  """' (line N)' of the last frame of `error` in the file `path`, or ''."""
-  if isinstance(error, SyntaxError) and error.lineno:
-    return f' (line {error.lineno})'
-  lines = [
-      frame.lineno
-      for frame in traceback.extract_tb(error.__traceback__)
-      if pathlib.Path(frame.filename).resolve() == path.resolve()
-  ]
-  return f' (line {lines[-1]})' if lines else ''
-
-
-def _check_config_file_exists(value: Optional[str]) -> None:
-  """A missing --config file, in one line (ml_collections would report it only when the
-  config is first used, in a traceback)."""
-  if value is not None and not pathlib.Path(value.split(':', 1)[0]).expanduser().is_file():
-    raise UsageError(
-        f'--config={value}: no such file (config files are in configs/, e.g. '
-        '--config=configs/full.py)'
-    )
-
-
-def config_file_error(value: str) -> Optional[str]:
-  """One line saying why the existing file --config=value cannot give a config (it raises,
-  or has no get_config()), or None when it can."""
-  path = pathlib.Path(value.split(':', 1)[0]).expanduser()
-  from flax_inpaint import config_lib
-
-  try:
-    config_lib.load_sibling(path, path.stem)
-  except AttributeError as e:
-    if "has no attribute 'get_config'" in str(e):
-      return (
-          f'--config={value}: defines no get_config(); a config file returns its '
-          'ConfigDict from get_config() (see configs/test.py)'
-      )
-    return f'--config={value}: loading it raised AttributeError: {e}{_raised_at(e, path)}'
-  except Exception as e:  # Whatever the user's file raises.
-    text = e.msg if isinstance(e, SyntaxError) else str(e)
-    first = text.splitlines()[0] if text else ''
-    return (
-        f'--config={value}: loading it raised {type(e).__name__}: {first}' f'{_raised_at(e, path)}'
-    )
-  return None
-
-
-def parse_config_flags(argv) -> List[str]:
-  """FLAGS(argv) and the config file with its overrides, as one-line UsageErrors."""
-  _check_config_file_exists(_config_file_arg(argv))
-  try:
-    rest = FLAGS(argv)
-    if 'config' in FLAGS and FLAGS['config'].value is not None:
-      # A default file (the benchmarks') is not on the command line: checked here.
-      _check_config_file_exists(config_flags.get_config_filename(FLAGS['config']))
-      FLAGS.config  # Loads the file and overrides now.
-    return rest
-  except Exception as e:  # Sorted into one line below.
-    if isinstance(e, UsageError):
-      raise
-    config_file = _config_file_arg(argv)
-    message = config_file_error(config_file) if config_file else None
-    if message is None and not isinstance(e, (KeyError, AttributeError, flags.Error)):
-      raise
-    raise UsageError(message or _config_flag_error(argv, e)) from e
-
-
-def _split_overrides(argv) -> Tuple[List[str], List[str]]:
-  """(argv without --config.FIELD=VALUE, those overrides) when no --config file is given:
-  they then apply to the workdir's config.json (see `overridden_saved_config`)."""
-  if _config_file_arg(argv) is not None:
-    return list(argv), []
-  overrides = [arg for arg in argv[1:] if arg.startswith('--config.')]
-  return [arg for arg in argv if arg not in overrides], overrides
 
 
 # --config.FIELD=VALUE given without --config, for the trained modes.
@@ -340,28 +241,9 @@ def parse_flags(argv):
   """main.py's flag parsing: `flax-inpaint MODE` as --mode=MODE, one-line errors."""
   if len(argv) > 1 and argv[1] in MODES:  # `flax-inpaint serve ...` == `--mode=serve`.
     argv = [argv[0], f'--mode={argv[1]}'] + argv[2:]
-  argv, overrides = _split_overrides(argv)
+  argv, overrides = command_line._split_overrides(argv)
   _overrides_without_config[:] = overrides
-  return parse_config_flags(argv)
-
-
-def overridden_saved_config(workdir, overrides):
-  """WORKDIR/config.json with `overrides` (--config.FIELD=VALUE) applied, parsed as absl
-  parses them on a config file; None when the workdir has no config.json (the mode then
-  says so in one line)."""
-  from flax_inpaint import config_lib
-
-  saved = config_lib.read_config_json(workdir) if workdir else None
-  if saved is None:
-    return None
-  argv = [sys.argv[0]] + list(overrides)
-  values = flags.FlagValues()
-  try:  # The overrides are parsed when the flag is defined, and again by values(argv).
-    config_flags.DEFINE_config_dict('config', saved, flag_values=values, sys_argv=argv)
-    values(argv)
-    return values.config
-  except (KeyError, AttributeError, flags.Error) as e:
-    raise UsageError(_config_flag_error(argv, e)) from e
+  return command_line.parse_config_flags(argv)
 
 
 # ----------------------------------------------------------------------------------
@@ -374,76 +256,34 @@ def _mode_config(mode, workdir):
   config = FLAGS.config
   if config is not None or not _overrides_without_config:
     if config is None and mode not in TRAINED_MODES:
-      raise UsageError(f'--mode={mode} needs --config=FILE (e.g. configs/full.py)')
+      raise errors.UsageError(f'--mode={mode} needs --config=FILE (e.g. configs/full.py)')
     return config
   if mode not in TRAINED_MODES:
-    raise UsageError(
+    raise errors.UsageError(
         f'{_overrides_without_config[0]}: --mode={mode} needs --config=FILE '
         '(e.g. configs/full.py) for overrides to apply to'
     )
-  return overridden_saved_config(workdir, _overrides_without_config)
-
-
-def _run_trained_mode(mode, config, workdir, eval_dir=None):
-  """eval, inpaint, serve, export (`workdir`: a training run or a release folder)."""
-  if mode == 'eval':
-    from flax_inpaint import evaluate
-
-    evaluate.run(config, workdir, eval_dir)
-  elif mode == 'inpaint':
-    if not FLAGS.input or not FLAGS.output:
-      raise UsageError(
-          '--mode=inpaint needs --input=IMAGE_OR_FOLDER and --output=FOLDER '
-          '(and --mask=MASK_OR_FOLDER unless the images have alpha holes)'
-      )
-    from flax_inpaint import inpaint
-
-    failed = inpaint.run(
-        config,
-        workdir,
-        FLAGS.input,
-        FLAGS.mask,
-        FLAGS.output,
-        mask_threshold=FLAGS.mask_threshold,
-        overwrite=FLAGS.overwrite,
-    )
-    if failed:
-      sys.exit(USAGE_ERROR)
-  elif mode == 'serve':
-    from flax_inpaint import serve
-
-    try:
-      serve.serve(config, workdir, host=FLAGS.host, port=FLAGS.port)
-    except serve.ServeError as e:  # A taken port, an address that cannot be bound.
-      raise UsageError(str(e)) from e
-  elif mode == 'export':
-    if not FLAGS.output:
-      raise UsageError('--mode=export needs --output=FILE')
-    from flax_inpaint import export
-
-    export.run(config, workdir, FLAGS.output, overwrite=FLAGS.overwrite)
+  return command_line.overridden_saved_config(workdir, _overrides_without_config)
 
 
 def _trained_source(mode) -> Tuple[str, Optional[str]]:
   """(the folder a trained mode reads: --workdir, or the release of --model (default
   pretrained.DEFAULT_RELEASE); eval's output folder for a release, else None)."""
-  from flax_inpaint import pretrained
-
   if FLAGS.model and FLAGS.workdir:
-    raise UsageError(
+    raise errors.UsageError(
         f'--model={FLAGS.model} and --workdir={FLAGS.workdir}: give one of them '
         '(--workdir: a training run; --model: a released model)'
     )
   if FLAGS.workdir:
     return FLAGS.workdir, None
   if not FLAGS.model and not pretrained.names():
-    raise UsageError(
+    raise errors.UsageError(
         f'--mode={mode} needs --workdir=DIR (a training run): no released model '
         'is shipped in this version'
     )
   release = str(pretrained.release_dir(FLAGS.model or pretrained.DEFAULT_RELEASE))
   if mode == 'eval' and not FLAGS.output:
-    raise UsageError(
+    raise errors.UsageError(
         '--mode=eval of the released model needs --output=DIR for its tables '
         '(or --workdir=DIR to evaluate a training run)'
     )
@@ -452,61 +292,37 @@ def _trained_source(mode) -> Tuple[str, Optional[str]]:
 
 def main(argv):
   if len(argv) > 1:
-    raise UsageError(f'unexpected arguments {argv[1:]}: modes are {", ".join(MODES)}')
+    raise errors.UsageError(f'unexpected arguments {argv[1:]}: modes are {", ".join(MODES)}')
   mode, workdir, eval_dir = FLAGS.mode, FLAGS.workdir, None
   if mode in TRAINED_MODES:
     workdir, eval_dir = _trained_source(mode)
   elif FLAGS.model:
-    raise UsageError(
+    raise errors.UsageError(
         f'--model is for {", ".join(TRAINED_MODES)}; --mode={mode} trains: to '
         'start from a released model pass --config.train.init_from=NAME'
     )
   if mode != 'prepare' and not workdir:
-    raise UsageError(f'--mode={mode} needs --workdir=DIR')
+    raise errors.UsageError(f'--mode={mode} needs --workdir=DIR')
   config = _mode_config(mode, workdir)
   if config is not None:
-    from flax_inpaint import distributed
-
     distributed.maybe_initialize(config.distributed)
-  if mode == 'prepare':
-    from flax_inpaint import input_pipeline
-
-    summary = input_pipeline.prepare(config)
-    print(
-        f'album_covers prepared in {config.data.data_dir}: '
-        + ', '.join(f'{k} {v}' for k, v in summary['splits'].items())
-        + f"; skipped {summary['skipped']} files"
-    )
-  elif mode == 'train':
-    from flax_inpaint import train
-
-    train.train_and_evaluate(config, workdir)
-  elif mode == 'lr_sweep':
-    from flax_inpaint import train
-
-    train.lr_sweep(config, workdir)
-  else:
-    _run_trained_mode(mode, config, workdir, eval_dir)
+  # Only the mode that runs is imported: each loads what it needs (TensorFlow, uvicorn).
+  mode_module = importlib.import_module(f'flax_inpaint.modes.{MODE_MODULES[mode]}')
+  mode_module.run_mode(mode, config, workdir, FLAGS, eval_dir=eval_dir)
 
 
-def _user_errors():
-  """The exception types that are the user's to fix: one line, exit status 2."""
-  from flax_inpaint import checkpointing
-  from flax_inpaint import config_lib
-  from flax_inpaint import exported
-  from flax_inpaint import image_files
-  from flax_inpaint import vgg
-
-  return (
-      UsageError,
-      app.UsageError,
-      config_lib.ConfigError,
-      checkpointing.CheckpointError,
-      vgg.WeightsError,
-      image_files.ImageFileError,
-      exported.ExportError,
-      FileNotFoundError,
-  )
+# The exception types that are the user's to fix: one line, exit status 2.
+USER_ERRORS = (
+    errors.UsageError,
+    app.UsageError,
+    errors.ConfigError,
+    errors.CheckpointError,
+    errors.WeightsError,
+    errors.ImageFileError,
+    errors.ExportError,
+    errors.ServeError,
+    FileNotFoundError,
+)
 
 
 def _fail(message, status):
@@ -514,7 +330,7 @@ def _fail(message, status):
   sys.exit(status)
 
 
-def run_app(main_fn, argv, flags_parser=parse_config_flags):
+def run_app(main_fn, argv, flags_parser=command_line.parse_config_flags):
   """app.run(main_fn) with a quiet console; a user error is one line on stderr and exit
   status 2, a diverged run one line and exit status 3."""
 
@@ -524,16 +340,12 @@ def run_app(main_fn, argv, flags_parser=parse_config_flags):
 
   try:
     app.run(quiet_main, argv=argv, flags_parser=flags_parser)
-  except UsageError as e:
+  except errors.UsageError as e:
     _fail(e, USAGE_ERROR)
-  except Exception as e:
-    from flax_inpaint import loop
-
-    if isinstance(e, loop.DivergedError):
-      _fail(e, DIVERGED)
-    if isinstance(e, _user_errors()):
-      _fail(e, USAGE_ERROR)
-    raise
+  except errors.DivergedError as e:
+    _fail(e, DIVERGED)
+  except USER_ERRORS as e:
+    _fail(e, USAGE_ERROR)
 
 
 def run(argv=None):
@@ -543,6 +355,6 @@ def run(argv=None):
   try:
     if _maybe_print_help(argv):
       sys.exit(0)
-  except UsageError as e:
+  except errors.UsageError as e:
     _fail(e, USAGE_ERROR)
   run_app(main, argv, flags_parser=parse_flags)

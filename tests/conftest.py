@@ -23,7 +23,7 @@ import pytest
 
 def load_config(name):
   """configs/<name>.py's get_config(), loaded by path as main.py does."""
-  from flax_inpaint import config_lib
+  from flax_inpaint.config import config_lib
 
   return config_lib.load_sibling(ROOT / 'configs' / 'x.py', name)
 
@@ -34,11 +34,11 @@ def test_config():
 
 
 def build(config, **kwargs):
-  """components.build of the resolved config, as every mode does."""
-  from flax_inpaint import components
-  from flax_inpaint import config_lib
+  """setup.build of the resolved config, as every mode does."""
+  from flax_inpaint.config import config_lib
+  from flax_inpaint.train import setup
 
-  return components.build(config_lib.resolve(config), **kwargs)
+  return setup.build(config_lib.resolve(config), **kwargs)
 
 
 def random_batches(config, count=1000, seed=0):
@@ -51,7 +51,7 @@ def random_batches(config, count=1000, seed=0):
 
 def train_tiny(config, workdir, hooks=()):
   """The real training loop on random images, no TensorFlow: the final state."""
-  from flax_inpaint import loop
+  from flax_inpaint.train import loop
 
   return loop.run_loop(
       build(config),

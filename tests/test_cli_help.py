@@ -150,7 +150,7 @@ def test_overrides_without_config_apply_to_the_runs_config_json(tiny_run, one_im
   assert result.returncode == 2
   assert error_lines(result.stdout) == [
       "error: --config.inpaint.stratgy=full: config.inpaint has no field 'stratgy' (did you "
-      'mean "strategy"?); flax_inpaint/defaults.py lists every field'
+      'mean "strategy"?); flax_inpaint/config/schema.py lists every field'
   ]
   result = run_main(one_image + ['--config.inpaint.strategy=full'], tiny_run)
   assert result.returncode == 0, result.stdout[-3000:]

@@ -9,12 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_inpaint import crops
-from flax_inpaint import models
-from flax_inpaint import steps
+from flax_inpaint.inference import crops
+from flax_inpaint.nn import models
+from flax_inpaint.train import steps
 
 # Small enough for CPU tests: the tiny U-Net halves twice, so sides are multiples of 4.
 OPTIONS = dict(min_window=32, margin=8, buckets=(32, 64), multiple=4)
+# The options with the default strategy (config.inpaint.strategy).
+CROP = dict(OPTIONS, strategy='crop')
 
 
 @pytest.fixture(scope='module')
@@ -91,7 +93,7 @@ def test_pixels_outside_holes_are_bit_exact(predict, strategy):
 def test_holes_get_the_models_prediction_on_the_window(predict):
   image = smooth_image(120, 100, seed=1)
   hole = hole_mask(120, 100, (50, 40, 6, 6))
-  repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
+  repaired = crops.inpaint_crops(image, hole, predict, **CROP)
   # The window by hand: the 6x6 hole grown to 32x32 around it, run at the 32 bucket.
   (window,) = windows_for(hole)
   assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (
@@ -126,7 +128,7 @@ def test_a_window_is_padded_to_its_run_shape_by_reflection(predict):
   hole = hole_mask(40, 50, (13, 10, 14, 30))
   (window,) = windows_for(hole)
   assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (4, 2, 36, 48, (32, 52))
-  repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
+  repaired = crops.inpaint_crops(image, hole, predict, **CROP)
   np.testing.assert_array_equal(
       repaired[window.slices][hole[window.slices]],
       expected_repair(predict, image, hole, window, 'reflect'),
@@ -140,7 +142,7 @@ def test_padding_as_large_as_the_window_is_symmetric(predict):
   hole = hole_mask(14, 30, (3, 10, 5, 8))
   (window,) = windows_for(hole)
   assert (window.y0, window.x0, window.y1, window.x1, window.run_shape) == (0, 0, 14, 30, (32, 32))
-  repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
+  repaired = crops.inpaint_crops(image, hole, predict, **CROP)
   np.testing.assert_array_equal(
       repaired[hole], expected_repair(predict, image, hole, window, 'symmetric')
   )
@@ -187,7 +189,7 @@ def test_six_image_sizes_compile_four_programs_of_run_sides(predict):
       hole |= hole_mask(height, width, (height // 2, width // 2, 20, 20)) & (
           rng.random((height, width)) < 0.9
       )
-    repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
+    repaired = crops.inpaint_crops(image, hole, predict, **CROP)
     np.testing.assert_array_equal(repaired[~hole], image[~hole])
   assert len(predict.shapes) >= len(sizes)
   assert crops.run_sides(OPTIONS['buckets'], OPTIONS['multiple']) == (32, 36, 44, 52, 60, 64)
@@ -230,17 +232,17 @@ def test_resize_runs_a_large_window_at_the_largest_bucket(predict):
 def test_windows_of_one_bucket_are_batched(predict):
   image = smooth_image(100, 150, seed=4)
   hole = hole_mask(100, 150, (5, 5, 3, 3), (80, 5, 3, 3), (5, 130, 3, 3), (50, 70, 20, 20))
-  repaired = crops.inpaint_crops(image, hole, predict, **OPTIONS)
+  repaired = crops.inpaint_crops(image, hole, predict, **CROP)
   assert predict.shapes == [(3, 32, 32, 3), (1, 36, 36, 3)]
   # Fixed batches: every call of a bucket has one shape; the same pixels.
-  fixed = crops.inpaint_crops(image, hole, predict, batch_size=2, **OPTIONS)
+  fixed = crops.inpaint_crops(image, hole, predict, batch_size=2, **CROP)
   assert predict.shapes[2:] == [(2, 32, 32, 3), (2, 32, 32, 3), (2, 36, 36, 3)]
   assert np.abs(fixed.astype(int) - repaired).max() <= 1
 
 
 def test_no_hole_copies_the_image_without_running_the_model(predict):
   image = smooth_image(40, 40)
-  repaired = crops.inpaint_crops(image, np.zeros((40, 40), bool), predict, **OPTIONS)
+  repaired = crops.inpaint_crops(image, np.zeros((40, 40), bool), predict, **CROP)
   np.testing.assert_array_equal(repaired, image)
   assert repaired is not image and predict.shapes == []
 

@@ -93,7 +93,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path):
 
 
 def test_detect_cluster_only_for_multi_process_launches():
-  from flax_inpaint import distributed
+  from flax_inpaint.train import distributed
 
   srun = {
       'SLURM_JOB_ID': '77',
@@ -115,7 +115,7 @@ def test_detect_cluster_only_for_multi_process_launches():
 def test_forced_initialize_without_a_coordinator_says_what_to_set():
   code = """
 import ml_collections
-from flax_inpaint import distributed
+from flax_inpaint.train import distributed
 config = ml_collections.ConfigDict({'initialize': True, 'coordinator_address': None,
                                     'num_processes': None, 'process_id': None})
 try:

@@ -9,12 +9,11 @@ import pytest
 
 from conftest import build
 from conftest import train_tiny
-from flax_inpaint import baselines
-from flax_inpaint import components
-from flax_inpaint import config_lib
-from flax_inpaint import evaluate
-from flax_inpaint import masks
-from flax_inpaint import metrics
+from flax_inpaint import errors
+from flax_inpaint.evaluation import baselines
+from flax_inpaint.evaluation import evaluate
+from flax_inpaint.evaluation import metrics
+from flax_inpaint.train import setup
 
 
 def test_psnr_closed_forms():
@@ -89,11 +88,14 @@ def test_hole_area_bins_add_up_to_the_pairs_evaluated(test_config):
   rows, _ = evaluate.evaluate_methods(images, holes, baselines.repairers(), lambda a, b: None)
   fractions = {k: h.mean(axis=(1, 2, 3)) for k, h in holes.items()}
   table = evaluate.by_hole_area(rows, fractions)
-  assert list(table) == list(masks.AREA_BINS)
+  assert list(table) == list(metrics.AREA_BINS)
   assert sum(entry['num_images'] for entry in table.values()) == 6 * len(kinds)
   for bin_name, entry in table.items():
     members = [
-        (k, i) for k in kinds for i in range(6) if masks.hole_area_bin(fractions[k][i]) == bin_name
+        (k, i)
+        for k in kinds
+        for i in range(6)
+        if metrics.hole_area_bin(fractions[k][i]) == bin_name
     ]
     if members:
       expected = np.mean([rows[k]['telea'][i]['hole_psnr'] for k, i in members])
@@ -113,9 +115,9 @@ def trained_workdir(tmp_path_factory):
 
 
 def test_weights_restore_whatever_the_optimizer_config(trained_workdir):
-  from flax_inpaint import checkpointing
-  from flax_inpaint import sharding
-  from flax_inpaint import steps
+  from flax_inpaint.train import checkpointing
+  from flax_inpaint.train import sharding
+  from flax_inpaint.train import steps
 
   config, workdir = trained_workdir
   parts = build(config)
@@ -127,7 +129,7 @@ def test_weights_restore_whatever_the_optimizer_config(trained_workdir):
   other.train.warmup_steps, other.train.grad_clip = 5, 1.0  # A different opt_state tree.
   inference = build(other, training=False)
   assert inference.tx is None and inference.vgg_params is None
-  variables, step = components.restore_variables(inference, workdir)
+  variables, step = setup.restore_run_variables(inference, workdir)
   assert step == 2
   for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(variables['params'])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -179,7 +181,7 @@ def test_baseline_methods_choose_the_baselines(tmp_path, test_config):
   assert set(payload['by_mask_kind']['squares']) == {'pushpull', 'ns'}
   test_config.eval.baseline_methods = ('pushpull', 'magic')
   with pytest.raises(
-      config_lib.ConfigError,
+      errors.ConfigError,
       match=r"^config.eval.baseline_methods='magic' is "
       r"unknown; use one of \['pushpull', 'telea', 'ns', 'mean_fill', 'masked'\]$",
   ):

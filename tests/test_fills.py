@@ -8,13 +8,14 @@ import pytest
 from conftest import build
 from conftest import load_config
 from conftest import train_tiny
-from flax_inpaint import baselines
-from flax_inpaint import config_lib
-from flax_inpaint import fills
-from flax_inpaint import masks
-from flax_inpaint import models
-from flax_inpaint import sharding
-from flax_inpaint import steps
+from flax_inpaint import errors
+from flax_inpaint.config import config_lib
+from flax_inpaint.evaluation import baselines
+from flax_inpaint.nn import fills
+from flax_inpaint.nn import models
+from flax_inpaint.train import masks
+from flax_inpaint.train import sharding
+from flax_inpaint.train import steps
 
 
 def fill(image, hole):
@@ -140,13 +141,13 @@ def test_stroke_widths_follow_the_whole_image_on_a_crop():
 
 def test_training_on_crops_draws_holes_on_the_crop(tmp_path):
   from conftest import write_images
-  from flax_inpaint import input_pipeline
+  from flax_inpaint.data import pipeline
 
   write_images(tmp_path / 'train', 6, size=64)
   config = load_config('test')
   config.data.source, config.data.dir = 'folder', str(tmp_path / 'train')
   config.data.image_size, config.data.crop_size = 64, 32
-  images = next(input_pipeline.train_batches(config_lib.resolve(config)))
+  images = next(pipeline.train_batches(config_lib.resolve(config)))
   assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8
 
 
@@ -154,7 +155,7 @@ def test_a_bad_crop_size_is_one_line():
   config = load_config('test')
   config.data.crop_size = 40
   with pytest.raises(
-      config_lib.ConfigError,
+      errors.ConfigError,
       match=r'^config.data.crop_size=40 must be at '
       r'most data.image_size=32 and divisible by 4, or None$',
   ):

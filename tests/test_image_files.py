@@ -17,10 +17,10 @@ from PIL import Image
 from PIL import ImageCms
 import pytest
 
-from flax_inpaint import image_files
-from flax_inpaint.image_files import ImageFileError
-from flax_inpaint.image_files import ImageFileWarning
-from flax_inpaint.image_files import MaskError
+from flax_inpaint.data import user_files
+from flax_inpaint.errors import ImageFileError
+from flax_inpaint.errors import ImageFileWarning
+from flax_inpaint.errors import MaskError
 
 ORIENTATION = 0x0112
 
@@ -80,7 +80,7 @@ def test_exif_orientation_is_applied_to_image_and_mask(tmp_path):
   # Orientation 6: the camera stored the pixels turned 90 degrees; viewers turn them back.
   stored = np.rot90(displayed, k=1)  # 30 rows x 40 columns.
   save_with_orientation(stored, tmp_path / 'photo.jpg', 6, quality=95)
-  image = image_files.read_image(tmp_path / 'photo.jpg')
+  image = user_files.read_image(tmp_path / 'photo.jpg')
   assert image.pixels.shape == (40, 30, 3) and image.exif_transposed
   assert image.pixels[:10, :10].mean() > 200 and image.pixels[20:, 15:].mean() < 90
   # A mask drawn over the photo as displayed (30 x 40) is accepted.
@@ -88,17 +88,17 @@ def test_exif_orientation_is_applied_to_image_and_mask(tmp_path):
   drawn[25:35, 5:20] = 255
   Image.fromarray(drawn).save(tmp_path / 'drawn.png')
   with no_warnings():
-    hole = image_files.read_mask(tmp_path / 'drawn.png', image=image)
+    hole = user_files.read_mask(tmp_path / 'drawn.png', image=image)
   np.testing.assert_array_equal(hole, drawn > 0)
   # A mask stored turned, with the same EXIF tag, is turned back the same way.
   save_with_orientation(np.rot90(drawn, k=1), tmp_path / 'turned.png', 6)
   np.testing.assert_array_equal(
-      image_files.read_mask(tmp_path / 'turned.png', image=image), drawn > 0
+      user_files.read_mask(tmp_path / 'turned.png', image=image), drawn > 0
   )
   # A mask the size of the stored pixels does not fit the photo as displayed.
   Image.fromarray(np.rot90(drawn, k=1)).save(tmp_path / 'stored.png')
   with pytest.raises(MaskError) as error:
-    image_files.read_mask(tmp_path / 'stored.png', image=image)
+    user_files.read_mask(tmp_path / 'stored.png', image=image)
   assert str(error.value) == (
       f'mask {tmp_path / "stored.png"} is 40x30 but image {tmp_path / "photo.jpg"} is 30x40 '
       '(after EXIF orientation): they must match'
@@ -112,10 +112,10 @@ def test_layout_is_kept_and_pixels_outside_holes_are_exact(tmp_path, mode):
   pixels = rng.integers(0, 256, (30, 40) + channels).astype(np.uint8)
   Image.fromarray(pixels).save(tmp_path / 'in.png')
   with no_warnings():
-    image = image_files.read_image(tmp_path / 'in.png')
+    image = user_files.read_image(tmp_path / 'in.png')
   assert (image.mode, image.bit_depth, image.exif_transposed) == (mode, 8, False)
   np.testing.assert_array_equal(image.pixels, pixels)
-  rgb = image_files.model_rgb(image)
+  rgb = user_files.model_rgb(image)
   assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
   grey = pixels if mode == 'L' else pixels[..., 0]
   np.testing.assert_array_equal(
@@ -123,8 +123,8 @@ def test_layout_is_kept_and_pixels_outside_holes_are_exact(tmp_path, mode):
   )
   hole = random_hole(30, 40)
   repaired_rgb = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
-  restored = image_files.restore_layout(image, repaired_rgb, hole)
-  written = image_files.write_png(restored, tmp_path / 'out.png')
+  restored = user_files.restore_layout(image, repaired_rgb, hole)
+  written = user_files.write_png(restored, tmp_path / 'out.png')
   with Image.open(written) as reread:
     assert reread.mode == mode
     reread = np.asarray(reread)
@@ -143,9 +143,9 @@ def test_layout_is_kept_and_pixels_outside_holes_are_exact(tmp_path, mode):
 def test_greyscale_repair_is_pils_luma_to_the_last_level(tmp_path):
   # (R*299 + G*587 + B*114 + 500) // 1000 differs from PIL on ~1 colour in 1500.
   Image.new('L', (512, 512)).save(tmp_path / 'grey.png')
-  image = image_files.read_image(tmp_path / 'grey.png')
+  image = user_files.read_image(tmp_path / 'grey.png')
   colours = np.random.default_rng(0).integers(0, 256, (512, 512, 3)).astype(np.uint8)
-  restored = image_files.restore_layout(image, colours, np.ones((512, 512), bool))
+  restored = user_files.restore_layout(image, colours, np.ones((512, 512), bool))
   np.testing.assert_array_equal(restored, np.asarray(Image.fromarray(colours).convert('L')))
 
 
@@ -154,17 +154,17 @@ def test_alpha_holes_and_opaque_holes(tmp_path):
   rgba[5:10, 5:10, 3] = 0  # Transparent: the hole.
   rgba[0, 0, 3] = 200  # Translucent, not a hole.
   Image.fromarray(rgba).save(tmp_path / 'holed.png')
-  image = image_files.read_image(tmp_path / 'holed.png')
-  hole = image_files.alpha_hole(image)
+  image = user_files.read_image(tmp_path / 'holed.png')
+  hole = user_files.alpha_hole(image)
   expected = np.zeros((20, 20), bool)
   expected[5:10, 5:10] = True
   np.testing.assert_array_equal(hole, expected)
-  repaired = image_files.restore_layout(
+  repaired = user_files.restore_layout(
       image, np.zeros((20, 20, 3), np.uint8), hole, opaque_holes=True
   )
   assert (repaired[hole, 3] == 255).all() and repaired[0, 0, 3] == 200
   Image.fromarray(smooth_rgb(20, 20)).save(tmp_path / 'opaque.png')
-  assert image_files.alpha_hole(image_files.read_image(tmp_path / 'opaque.png')) is None
+  assert user_files.alpha_hole(user_files.read_image(tmp_path / 'opaque.png')) is None
 
 
 def test_sixteen_bit_greyscale_is_named_in_one_warning(tmp_path):
@@ -173,7 +173,7 @@ def test_sixteen_bit_greyscale_is_named_in_one_warning(tmp_path):
   Image.fromarray(values).save(path)  # PIL mode I;16: a 16-bit greyscale PNG.
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
-    image = image_files.read_image(path)
+    image = user_files.read_image(path)
   assert [str(w.message) for w in caught] == [f'{path} is 16-bit: repaired at 8 bits per channel']
   assert caught[0].category is ImageFileWarning
   assert (image.mode, image.bit_depth) == ('L', 16)
@@ -184,7 +184,7 @@ def test_sixteen_bit_rgb_is_named_in_a_warning(tmp_path):
   values = np.random.default_rng(0).integers(0, 65536, (6, 5, 3)).astype(np.uint16)
   write_png16(tmp_path / 'deep.png', values)
   with pytest.warns(ImageFileWarning, match=r'deep.png is 16-bit: repaired at 8 bits'):
-    image = image_files.read_image(tmp_path / 'deep.png')
+    image = user_files.read_image(tmp_path / 'deep.png')
   assert (image.mode, image.bit_depth) == ('RGB', 16)
   np.testing.assert_array_equal(image.pixels, values >> 8)
 
@@ -199,7 +199,7 @@ def test_palette_and_cmyk_become_rgb(tmp_path):
   Image.fromarray(rgb[..., 0] > 128).save(tmp_path / 'bilevel.png')  # Mode '1'.
   with no_warnings():
     modes = {
-        name: image_files.read_image(tmp_path / name)
+        name: user_files.read_image(tmp_path / name)
         for name in ('palette.png', 'transparent.png', 'print.jpg', 'bilevel.png')
     }
   assert {name: (i.mode, i.bit_depth) for name, i in modes.items()} == {
@@ -215,8 +215,8 @@ def test_palette_and_cmyk_become_rgb(tmp_path):
 def test_icc_profile_is_written_back(tmp_path):
   profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
   Image.fromarray(smooth_rgb(8, 8)).save(tmp_path / 'tagged.png', icc_profile=profile)
-  image = image_files.read_image(tmp_path / 'tagged.png')
-  image_files.write_png(image.pixels, tmp_path / 'out.png', icc_profile=image.icc_profile)
+  image = user_files.read_image(tmp_path / 'tagged.png')
+  user_files.write_png(image.pixels, tmp_path / 'out.png', icc_profile=image.icc_profile)
   with Image.open(tmp_path / 'out.png') as written:
     assert written.info['icc_profile'] == profile
 
@@ -231,7 +231,7 @@ def test_jpeg_mask_noise_does_not_grow_the_holes(tmp_path):
   mask[57:90, 77:121] = 255
   mask[5:8, 100:126] = 255
   Image.fromarray(mask).save(tmp_path / 'mask.jpg', quality=75)
-  hole = image_files.read_mask(tmp_path / 'mask.jpg')
+  hole = user_files.read_mask(tmp_path / 'mask.jpg')
   np.testing.assert_array_equal(hole, mask > 0)
   # Counting every non-zero pixel as a hole (the rule before thresholds) grows them > 10%.
   with Image.open(tmp_path / 'mask.jpg') as decoded:
@@ -244,34 +244,34 @@ def test_colour_strokes_are_holes_and_transparent_pixels_are_not(tmp_path):
   rgba[2:4, :, 3] = 255
   rgba[6:8, :] = (255, 0, 0, 255)  # Red strokes: luminance 76, still holes.
   Image.fromarray(rgba).save(tmp_path / 'strokes.png')
-  hole = image_files.read_mask(tmp_path / 'strokes.png')
+  hole = user_files.read_mask(tmp_path / 'strokes.png')
   np.testing.assert_array_equal(hole.any(axis=1), [0, 0, 1, 1, 0, 0, 1, 1, 0, 0])
   assert hole[hole.any(axis=1)].all()
 
 
 def test_threshold_decides_the_holes(tmp_path):
   Image.fromarray(np.array([[0, 127, 128, 255]], np.uint8)).save(tmp_path / 'levels.png')
-  np.testing.assert_array_equal(image_files.read_mask(tmp_path / 'levels.png'), [[0, 0, 1, 1]])
+  np.testing.assert_array_equal(user_files.read_mask(tmp_path / 'levels.png'), [[0, 0, 1, 1]])
   np.testing.assert_array_equal(
-      image_files.read_mask(tmp_path / 'levels.png', threshold=1), [[0, 1, 1, 1]]
+      user_files.read_mask(tmp_path / 'levels.png', threshold=1), [[0, 1, 1, 1]]
   )
   with pytest.raises(ValueError, match=r'^mask_threshold=0: use 1..255'):
-    image_files.read_mask(tmp_path / 'levels.png', threshold=0)
+    user_files.read_mask(tmp_path / 'levels.png', threshold=0)
 
 
 def test_empty_and_mostly_hole_masks_warn(tmp_path):
   Image.fromarray(smooth_rgb(20, 30)).save(tmp_path / 'photo.png')
-  image = image_files.read_image(tmp_path / 'photo.png')
+  image = user_files.read_image(tmp_path / 'photo.png')
   Image.new('L', (30, 20), 255).save(tmp_path / 'white.png')
   with pytest.warns(ImageFileWarning) as caught:
-    image_files.read_mask(tmp_path / 'white.png', image=image)
+    user_files.read_mask(tmp_path / 'white.png', image=image)
   assert [str(w.message) for w in caught] == [
       f'{tmp_path / "white.png"}: holes cover 100.0% of {tmp_path / "photo.png"} (more than '
       '50%): is the mask inverted? Holes are white'
   ]
   Image.new('L', (30, 20), 0).save(tmp_path / 'black.png')
   with pytest.warns(ImageFileWarning) as caught:
-    hole = image_files.read_mask(tmp_path / 'black.png', image=image)
+    hole = user_files.read_mask(tmp_path / 'black.png', image=image)
   assert not hole.any()
   assert [str(w.message) for w in caught] == [
       f'{tmp_path / "black.png"}: no hole pixels: {tmp_path / "photo.png"} is copied through '
@@ -282,15 +282,15 @@ def test_empty_and_mostly_hole_masks_warn(tmp_path):
   half[:10] = 255
   Image.fromarray(half).save(tmp_path / 'half.png')
   with no_warnings():
-    assert image_files.read_mask(tmp_path / 'half.png', image=image).mean() == 0.5
+    assert user_files.read_mask(tmp_path / 'half.png', image=image).mean() == 0.5
 
 
 def test_mask_of_another_size_raises_one_line(tmp_path):
   Image.fromarray(smooth_rgb(20, 30)).save(tmp_path / 'photo.png')
   Image.new('L', (31, 20), 255).save(tmp_path / 'mask.png')
-  image = image_files.read_image(tmp_path / 'photo.png')
+  image = user_files.read_image(tmp_path / 'photo.png')
   with pytest.raises(MaskError) as error:
-    image_files.read_mask(tmp_path / 'mask.png', image=image)
+    user_files.read_mask(tmp_path / 'mask.png', image=image)
   assert str(error.value) == (
       f'mask {tmp_path / "mask.png"} is 31x20 but image '
       f'{tmp_path / "photo.png"} is 30x20: they must match'
@@ -303,7 +303,7 @@ def test_mask_of_another_size_raises_one_line(tmp_path):
 def test_corrupt_truncated_and_missing_files_raise_one_line_naming_them(tmp_path):
   (tmp_path / 'text.png').write_text('not an image at all')
   with pytest.raises(ImageFileError) as error:
-    image_files.read_image(tmp_path / 'text.png')
+    user_files.read_image(tmp_path / 'text.png')
   assert str(error.value) == (
       f'{tmp_path / "text.png"}: not a readable image '
       '(UnidentifiedImageError: cannot identify image file)'
@@ -312,15 +312,15 @@ def test_corrupt_truncated_and_missing_files_raise_one_line_naming_them(tmp_path
   data = (tmp_path / 'whole.jpg').read_bytes()
   (tmp_path / 'cut.jpg').write_bytes(data[: len(data) // 2])
   with pytest.raises(ImageFileError) as error:  # PIL's reason varies with its version.
-    image_files.read_image(tmp_path / 'cut.jpg')
+    user_files.read_image(tmp_path / 'cut.jpg')
   assert re.fullmatch(r'\S*/cut.jpg: not a readable image \(OSError: [^\n]+\)', str(error.value))
   with pytest.raises(ImageFileError) as error:
-    image_files.read_image(tmp_path / 'absent.png')
+    user_files.read_image(tmp_path / 'absent.png')
   assert str(error.value) == (
       f'{tmp_path / "absent.png"}: not a readable image ' '(No such file or directory)'
   )
   with pytest.raises(MaskError, match=r'^\S*text.png: not a readable image'):
-    image_files.read_mask(tmp_path / 'text.png')
+    user_files.read_mask(tmp_path / 'text.png')
 
 
 # Output names and writing.
@@ -337,7 +337,7 @@ def test_inputs_sharing_a_stem_get_distinct_names_in_any_order(tmp_path):
       'c.png': 'c.png',
   }
   for order in (inputs, inputs[::-1]):
-    paths = image_files.output_paths(order, out)
+    paths = user_files.output_paths(order, out)
     assert {i.name: (o.parent, o.name) for i, o in zip(order, paths)} == {
         name: (out, output) for name, output in expected.items()
     }
@@ -345,7 +345,7 @@ def test_inputs_sharing_a_stem_get_distinct_names_in_any_order(tmp_path):
 
 def test_subfolders_are_kept_under_root(tmp_path):
   inputs = [tmp_path / 'in' / 'x' / 'a.png', tmp_path / 'in' / 'y' / 'a.png']
-  assert image_files.output_paths(inputs, tmp_path / 'out', root=tmp_path / 'in') == [
+  assert user_files.output_paths(inputs, tmp_path / 'out', root=tmp_path / 'in') == [
       tmp_path / 'out' / 'x' / 'a.png',
       tmp_path / 'out' / 'y' / 'a.png',
   ]
@@ -355,40 +355,40 @@ def test_subfolders_are_kept_under_root(tmp_path):
       match=r'^\S*x/a.png and \S*y/a.png would both be '
       r'written to \S*out/a.png.png: rename one$',
   ):
-    image_files.output_paths(inputs, tmp_path / 'out')
+    user_files.output_paths(inputs, tmp_path / 'out')
 
 
 def test_an_input_is_never_overwritten_unless_asked(tmp_path):
   Image.fromarray(smooth_rgb(8, 8)).save(tmp_path / 'a.png')
   before = (tmp_path / 'a.png').read_bytes()
   with pytest.raises(ImageFileError) as error:
-    image_files.output_paths([tmp_path / 'a.png'], tmp_path)
+    user_files.output_paths([tmp_path / 'a.png'], tmp_path)
   assert str(error.value) == (
       f'{tmp_path / "a.png"}: is an input image and would be '
       'overwritten: choose another output folder, or pass --overwrite'
   )
   assert (tmp_path / 'a.png').read_bytes() == before
-  assert image_files.output_paths([tmp_path / 'a.png'], tmp_path, overwrite=True) == [
+  assert user_files.output_paths([tmp_path / 'a.png'], tmp_path, overwrite=True) == [
       tmp_path / 'a.png'
   ]
   # An earlier result is not an input, but is not replaced silently either.
   (tmp_path / 'out').mkdir()
   (tmp_path / 'out' / 'a.png').write_bytes(b'earlier result')
   with pytest.raises(ImageFileError) as error:
-    image_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out')
+    user_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out')
   assert str(error.value) == (
       f'{tmp_path / "out" / "a.png"}: already exists: choose another '
       'output folder, or pass --overwrite to replace it'
   )
-  assert image_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out', overwrite=True) == [
+  assert user_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out', overwrite=True) == [
       tmp_path / 'out' / 'a.png'
   ]
 
 
 def test_write_png_replaces_atomically_with_the_users_umask(tmp_path):
   target = tmp_path / 'sub' / 'out.png'
-  image_files.write_png(np.zeros((4, 5), np.uint8), target)
-  image_files.write_png(np.full((6, 7, 3), 9, np.uint8), target)  # Replaces it.
+  user_files.write_png(np.zeros((4, 5), np.uint8), target)
+  user_files.write_png(np.full((6, 7, 3), 9, np.uint8), target)  # Replaces it.
   with Image.open(target) as written:
     assert (written.mode, written.size) == ('RGB', (7, 6))
   assert os.listdir(target.parent) == ['out.png']  # No temporary file left.
@@ -396,7 +396,7 @@ def test_write_png_replaces_atomically_with_the_users_umask(tmp_path):
   os.umask(umask)
   assert target.stat().st_mode & 0o777 == 0o666 & ~umask
   with pytest.raises(ValueError, match=r'expected uint8 H x W \(x 2, 3 or 4\), got float32'):
-    image_files.write_png(np.zeros((4, 5), np.float32), target)
+    user_files.write_png(np.zeros((4, 5), np.float32), target)
   with Image.open(target) as unchanged:
     assert unchanged.size == (7, 6)
   assert os.listdir(target.parent) == ['out.png']

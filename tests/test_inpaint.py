@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from conftest import run_main
 from flax_inpaint import Inpainter
-from flax_inpaint import config_lib
+from flax_inpaint.config import config_lib
 
 CONFIG = '--config=configs/test.py'
 
@@ -189,9 +189,9 @@ def test_the_export_repairs_as_the_model_does_with_jax_and_numpy_only(workdir, i
 
 def test_a_bad_export_file_is_one_line(workdir, tmp_path):
   (tmp_path / 'bad.fipx').write_bytes(b'not a zip')
-  from flax_inpaint import exported
+  from flax_inpaint import errors
 
-  with pytest.raises(exported.ExportError, match='not a readable flax_inpaint export'):
+  with pytest.raises(errors.ExportError, match='not a readable flax_inpaint export'):
     Inpainter.from_export(tmp_path / 'bad.fipx')
 
 

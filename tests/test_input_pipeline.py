@@ -11,10 +11,12 @@ import pytest
 
 from conftest import load_config
 from conftest import run_main
-from flax_inpaint import images as images_lib
+from flax_inpaint.data import images as images_lib
 
 tf = pytest.importorskip('tensorflow')
-from flax_inpaint import input_pipeline
+from flax_inpaint import errors
+from flax_inpaint.data import album_covers
+from flax_inpaint.data import pipeline
 
 NUM_BAD = 4
 
@@ -109,12 +111,12 @@ def config_for(data_dir, source='album_covers', **data):
 
 
 def split_examples(config, split):
-  ds = input_pipeline.source_dataset(config, split, process_index=0, process_count=1)
+  ds = pipeline.source_dataset(config, split, process_index=0, process_count=1)
   return {pathlib.PurePath(n.decode()).name: image for image, n in ds.as_numpy_iterator()}
 
 
 def test_counts_add_up_and_bad_files_are_counted(prepared):
-  builder = input_pipeline._builder(config_for(prepared))
+  builder = album_covers._builder(config_for(prepared))
   counts = {k: v.num_examples for k, v in builder.info.splits.items()}
   assert sum(counts.values()) == NUM_GOOD
   assert counts == {'train': NUM_GOOD - 8, 'validation': 4, 'test': 4}
@@ -143,7 +145,7 @@ def test_zip_build_gives_the_same_splits(prepared, kaggle_tree, tmp_path):
         zf.write(path, path.relative_to(kaggle_tree).as_posix())
   config = config_for(tmp_path / 'tfds2')
   config.data.manual_dir = str(archive)
-  summary = input_pipeline.prepare(config)
+  summary = album_covers.prepare(config)
   assert summary['skipped'] == NUM_BAD
   first, second = config_for(prepared), config_for(tmp_path / 'tfds2')
   for split in ('train', 'validation', 'test'):
@@ -164,7 +166,7 @@ def test_folder_source_gives_the_same_images(prepared, kaggle_tree):
       assert image.shape == (256, 256, 3)
       # The builder stores JPEG (quality 95); the folder source decodes the originals.
       stored = io.BytesIO()
-      Image.fromarray(image).save(stored, format='JPEG', quality=input_pipeline.JPEG_QUALITY)
+      Image.fromarray(image).save(stored, format='JPEG', quality=album_covers.JPEG_QUALITY)
       round_trip = np.asarray(Image.open(stored), np.float64)
       diff = np.abs(round_trip - from_builder[name].astype(np.float64))
       assert diff.mean() < 0.1 and diff.max() <= 2, (name, diff.mean(), diff.max())
@@ -175,7 +177,7 @@ def test_per_host_shards_are_disjoint_and_cover(prepared, kaggle_tree, source):
   config = config_for(prepared, source=source, dir=str(kaggle_tree))
   shards = []
   for index in range(2):
-    ds = input_pipeline.source_dataset(config, 'train', process_index=index, process_count=2)
+    ds = pipeline.source_dataset(config, 'train', process_index=index, process_count=2)
     shards.append({pathlib.PurePath(n.decode()).name for _, n in ds.as_numpy_iterator()})
   assert shards[0] and shards[1] and not shards[0] & shards[1]
   assert shards[0] | shards[1] == set(split_examples(config, 'train'))
@@ -184,17 +186,15 @@ def test_per_host_shards_are_disjoint_and_cover(prepared, kaggle_tree, source):
 def test_train_batches_are_local_uint8(prepared, kaggle_tree):
   config = config_for(prepared, source='folder', dir=str(kaggle_tree), image_size=64)
   config.train.batch_size = 8
-  ds = input_pipeline.train_dataset(config, process_index=1, process_count=2)
+  ds = pipeline.train_dataset(config, process_index=1, process_count=2)
   batch = next(ds.as_numpy_iterator())
   assert batch.shape == (4, 64, 64, 3) and batch.dtype == np.uint8
 
 
 def test_folder_source_skips_and_counts_bad_files(kaggle_tree):
   config = config_for(None, source='folder', dir=str(kaggle_tree), image_size=32)
-  skipped = input_pipeline.SkipCounter('test')
-  ds = input_pipeline.source_dataset(
-      config, 'train', process_index=0, process_count=1, skipped=skipped
-  )
+  skipped = images_lib.SkipCounter('test')
+  ds = pipeline.source_dataset(config, 'train', process_index=0, process_count=1, skipped=skipped)
   names = [n for _, n in ds.as_numpy_iterator()]
   bad_in_train = sum(
       images_lib.split_of(n) == 'train'
@@ -235,8 +235,8 @@ def test_skipped_files_are_counted_once_across_epochs_and_named(kaggle_tree):
   config = config_for(None, source='folder', dir=str(kaggle_tree), image_size=32)
   config.train.batch_size = 4
   config.data.random_flip = False
-  skipped = input_pipeline.SkipCounter('folder')
-  batches = input_pipeline.train_batches(config, skipped=skipped)
+  skipped = images_lib.SkipCounter('folder')
+  batches = pipeline.train_batches(config, skipped=skipped)
   bad_in_train = sorted(
       n
       for n in ('truncated.jpg', 'corrupt.png', 'empty.jpg', 'notes.txt')
@@ -253,7 +253,7 @@ def test_skipped_files_are_counted_once_across_epochs_and_named(kaggle_tree):
 
 def test_a_bad_file_is_named_by_its_path_not_a_buffer(tmp_path):
   (tmp_path / 'bad.jpg').write_bytes(b'not a jpeg')
-  with pytest.raises(images_lib.BadImageError) as raised:
+  with pytest.raises(errors.BadImageError) as raised:
     images_lib.load(tmp_path / 'bad.jpg')
   assert str(raised.value) == (
       f'{tmp_path}/bad.jpg: not a decodable image '
@@ -266,7 +266,7 @@ def test_a_folder_of_only_bad_files_says_so(tmp_path):
     (tmp_path / f'bad_{i}.jpg').write_bytes(b'garbage')
   config = config_for(None, source='folder', dir=str(tmp_path), image_size=32)
   with pytest.raises(FileNotFoundError) as raised:
-    input_pipeline.eval_images(config, 4)
+    pipeline.eval_images(config, 4)
   assert 'No decodable images in split' in str(raised.value)
   assert 'file(s) skipped as undecodable' in str(raised.value)
 
@@ -282,7 +282,7 @@ def test_a_small_prepared_set_without_validation_falls_back_to_train(tmp_path):
   config = config_for(tmp_path / 'tfds', image_size=32)
   config.data.manual_dir = str(source)
   config.data.prepare_size = 32
-  assert input_pipeline.prepare(config)['splits'] == {'train': 5}
-  images, names_read = input_pipeline.eval_images(config, 3)
+  assert album_covers.prepare(config)['splits'] == {'train': 5}
+  images, names_read = pipeline.eval_images(config, 3)
   assert images.shape == (3, 32, 32, 3)
   assert all(images_lib.split_of(n) == 'train' for n in names_read)

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_inpaint import defaults
-from flax_inpaint import losses
-from flax_inpaint import models
-from flax_inpaint import vgg
+from flax_inpaint.config import schema
+from flax_inpaint.nn import models
+from flax_inpaint.nn import vgg16
+from flax_inpaint.train import losses
 
 
 def const(value, shape=(2, 8, 8, 3)):
@@ -55,7 +55,7 @@ def test_gram_matrix_closed_form():
 
 
 def loss_config(**overrides):
-  config = defaults.get_config().loss
+  config = schema.get_config().loss
   config.vgg_weights = 'random'
   config.perceptual_layers = ('relu1_2', 'relu2_2')
   config.perceptual_layer_weights = (1.0, 0.5)
@@ -80,7 +80,7 @@ def test_total_is_the_sum_of_weighted_terms():
 
 @pytest.fixture(scope='module')
 def vgg_params():
-  return vgg.init_random_params(0)
+  return vgg16.init_random_params(0)
 
 
 def test_perceptual_zero_for_identical_positive_otherwise(vgg_params):
@@ -140,8 +140,8 @@ def test_bf16_features_close_to_float32(vgg_params):
   rng = np.random.default_rng(4)
   image = jnp.asarray(rng.random((2, 32, 32, 3)), jnp.float32)
   taps = ('relu1_2', 'relu2_2', 'relu3_3')
-  f32 = vgg.vgg16_features(vgg_params, image, taps)
-  bf16 = vgg.vgg16_features(vgg_params, image, taps, dtype=jnp.bfloat16)
+  f32 = vgg16.vgg16_features(vgg_params, image, taps)
+  bf16 = vgg16.vgg16_features(vgg_params, image, taps, dtype=jnp.bfloat16)
   for tap in taps:
     assert bf16[tap].dtype == jnp.bfloat16
     ref = np.asarray(f32[tap], np.float64)

@@ -5,8 +5,9 @@ a value."""
 import numpy as np
 import pytest
 
-from flax_inpaint import lpips
-from flax_inpaint import vgg
+from flax_inpaint.evaluation import lpips
+from flax_inpaint.nn import vgg16
+from flax_inpaint.weights import vgg_weights
 
 torch = pytest.importorskip('torch')
 
@@ -19,10 +20,10 @@ LPIPS_SLICE_ENDS = (3, 8, 15, 22, 29)
 
 @pytest.fixture(scope='module')
 def weights():
-  params = vgg.init_random_params(seed=7)
+  params = vgg16.init_random_params(seed=7)
   rng = np.random.default_rng(7)
   # LPIPS' trained linear layers are non-negative (it clamps them).
-  linear = [rng.random(channels, np.float32) for channels in vgg.LPIPS_CHANNELS]
+  linear = [rng.random(channels, np.float32) for channels in vgg_weights.LPIPS_CHANNELS]
   return params, linear
 
 
@@ -37,7 +38,7 @@ def image_pair():
 def torch_lpips(params, linear, images_a, images_b):
   """LPIPS as richzhang/PerceptualSimilarity computes it, on torch layers from our arrays."""
   layers = []
-  for name in vgg.CONV_NAMES:
+  for name in vgg16.CONV_NAMES:
     kernel = params[name]['kernel']
     conv = torch.nn.Conv2d(kernel.shape[2], kernel.shape[3], kernel_size=3, padding=1)
     conv.weight.data = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())

@@ -12,13 +12,13 @@ import pytest
 from conftest import build
 from conftest import load_config
 from conftest import run_main
-from flax_inpaint import images as images_lib
-from flax_inpaint import loop
-from flax_inpaint import sharding
-from flax_inpaint import steps
+from flax_inpaint.data import images as images_lib
+from flax_inpaint.train import loop
+from flax_inpaint.train import sharding
+from flax_inpaint.train import steps
 
 tf = pytest.importorskip('tensorflow')
-from flax_inpaint import input_pipeline
+from flax_inpaint.data import pipeline
 
 SIZE = 32  # configs/test.py's data.image_size.
 
@@ -67,14 +67,14 @@ def files_config(mask_dir):
 def take_batches(config, count, mask_skipped=None):
   """`count` batches of a fresh iterator, as a list. The iterator dies with this call: a
   tf.data iterator with Python decoders left alive at exit can hang the interpreter."""
-  batches = input_pipeline.train_batches(config, mask_skipped=mask_skipped)
+  batches = pipeline.train_batches(config, mask_skipped=mask_skipped)
   return [next(batches) for _ in range(count)]
 
 
 def test_batches_are_flipped_and_rotated_file_masks(tmp_path):
   sources, corrupt = write_mask_folder(tmp_path / 'masks')
   config = files_config(tmp_path / 'masks')
-  skipped = input_pipeline.SkipCounter('masks.dir')
+  skipped = images_lib.SkipCounter('masks.dir')
   batches = take_batches(config, 20, mask_skipped=skipped)  # 80 draws, ~27 epochs.
   for images, holes in batches:
     assert images.shape == (4, SIZE, SIZE, 3) and images.dtype == np.uint8
@@ -170,7 +170,7 @@ def test_a_folder_without_a_decodable_mask_is_one_line(tmp_path, contents):
     (folder / 'a.png').write_bytes(b'')
     (folder / 'b.txt').write_text('not a mask')
   config = files_config(folder)
-  skipped = input_pipeline.SkipCounter('masks.dir')
+  skipped = images_lib.SkipCounter('masks.dir')
   if contents == 'missing':
     line = (
         f'config.masks.dir={folder}: no such folder: pass a folder of mask images '
@@ -183,7 +183,7 @@ def test_a_folder_without_a_decodable_mask_is_one_line(tmp_path, contents):
         'pass a folder of mask images (white = hole)'
     )
   with pytest.raises(FileNotFoundError) as error:
-    input_pipeline.train_batches(config, mask_skipped=skipped)
+    pipeline.train_batches(config, mask_skipped=skipped)
   assert str(error.value) == line
   assert skipped.count == (2 if contents == 'all_bad' else 0)
 

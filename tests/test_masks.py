@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from flax_inpaint import defaults
-from flax_inpaint import masks
+from flax_inpaint.config import config_lib
+from flax_inpaint.config import schema
+from flax_inpaint.evaluation import metrics
+from flax_inpaint.train import masks
 
 
 def brute_force(corners, height, width, size):
@@ -75,7 +77,7 @@ MIN_BOX, MAX_BOX = 7, 38
 
 def mask_config(**overrides):
   """The default `config.masks` with some fields changed."""
-  config = defaults.get_config().masks
+  config = schema.get_config().masks
   config.update(overrides)
   return config
 
@@ -299,8 +301,8 @@ def test_eval_masks_deterministic_distinct_and_at_most_half_the_image():
     )
   assert not np.array_equal(by_kind['boxes'], by_kind['strokes'])
   # The strokes' holes fall in every area bin but the largest's (LaMa-like sizes).
-  bins = {masks.hole_area_bin(f) for f in by_kind['strokes'].mean(axis=(1, 2, 3))}
-  assert set(masks.AREA_BINS[:4]) <= bins
+  bins = {metrics.hole_area_bin(f) for f in by_kind['strokes'].mean(axis=(1, 2, 3))}
+  assert set(metrics.AREA_BINS[:4]) <= bins
 
 
 def test_eval_masks_over_half_the_image_are_redrawn():
@@ -340,15 +342,15 @@ def test_eval_mask_that_never_fits_is_an_error():
 
 
 def test_hole_area_bins_are_lower_exclusive_upper_inclusive():
-  assert masks.hole_area_bin(0.0) == '0-10%'
-  assert masks.hole_area_bin(0.1) == '0-10%'
-  assert masks.hole_area_bin(0.1 + 1e-6) == '10-20%'
-  assert masks.hole_area_bin(np.float32(0.3)) == '20-30%'  # float32(0.3) > 0.3.
-  assert masks.hole_area_bin(0.45) == '40-50%'
-  assert masks.hole_area_bin(0.5) == '40-50%'
+  assert metrics.hole_area_bin(0.0) == '0-10%'
+  assert metrics.hole_area_bin(0.1) == '0-10%'
+  assert metrics.hole_area_bin(0.1 + 1e-6) == '10-20%'
+  assert metrics.hole_area_bin(np.float32(0.3)) == '20-30%'  # float32(0.3) > 0.3.
+  assert metrics.hole_area_bin(0.45) == '40-50%'
+  assert metrics.hole_area_bin(0.5) == '40-50%'
   for fraction in (-0.01, 0.5 + 1e-6, 1.0):
     with pytest.raises(ValueError, match='outside'):
-      masks.hole_area_bin(fraction)
+      metrics.hole_area_bin(fraction)
 
 
 def test_hole_area_bins_of_float32_means_match_pixel_counts():
@@ -356,8 +358,8 @@ def test_hole_area_bins_of_float32_means_match_pixel_counts():
   hole_mask = np.zeros(100 * 100, np.float32)
   for count in range(0, 5001):
     hole_mask[:count] = 1
-    want = masks.AREA_BINS[max(0, -(-count // 1000) - 1)]  # ceil(count / 1000) - 1
-    assert masks.hole_area_bin(hole_mask.mean()) == want, count
+    want = metrics.AREA_BINS[max(0, -(-count // 1000) - 1)]  # ceil(count / 1000) - 1
+    assert metrics.hole_area_bin(hole_mask.mean()) == want, count
 
 
 # ----------------------------------------------------------------------------- validation
@@ -387,22 +389,22 @@ def test_hole_area_bins_of_float32_means_match_pixel_counts():
 def test_validate_names_the_bad_field(field, value):
   # A dict: ConfigDict itself refuses some of these types.
   with pytest.raises(ValueError, match=rf'^config\.masks\.{field}='):
-    masks.validate_mask_config({**mask_config().to_dict(), field: value}, 32)
+    config_lib.validate_mask_config({**mask_config().to_dict(), field: value}, 32)
 
 
 def test_validate_message_and_valid_configs():
   with pytest.raises(ValueError) as error:
-    masks.validate_mask_config(mask_config(boxes_per_image=(3, 1)), 256)
+    config_lib.validate_mask_config(mask_config(boxes_per_image=(3, 1)), 256)
   assert str(error.value) == (
       'config.masks.boxes_per_image=(3, 1) is not an inclusive range (lo, hi) of whole '
       'numbers with 1 <= lo <= hi <= 32: pass e.g. --config.masks.boxes_per_image=(1,3)'
   )
   with pytest.raises(ValueError) as error:
-    masks.validate_mask_config(mask_config(kind='files'), 256)
+    config_lib.validate_mask_config(mask_config(kind='files'), 256)
   assert str(error.value) == (
       "config.masks.kind='files' needs a folder of mask images: pass " '--config.masks.dir=FOLDER'
   )
   for kind in masks.DRAWN_KINDS:
-    masks.validate_mask_config(mask_config(kind=kind), 256)
-  masks.validate_mask_config(mask_config(kind='files', dir='/masks'), 256)
-  masks.validate_mask_config({**mask_config().to_dict(), 'mix': [0, 0, 1]}, 256)
+    config_lib.validate_mask_config(mask_config(kind=kind), 256)
+  config_lib.validate_mask_config(mask_config(kind='files', dir='/masks'), 256)
+  config_lib.validate_mask_config({**mask_config().to_dict(), 'mix': [0, 0, 1]}, 256)

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_inpaint import defaults
-from flax_inpaint import models
+from flax_inpaint.config import schema
+from flax_inpaint.nn import models
 
 
 def conv_params(k, cin, cout, bias=True):
@@ -39,7 +39,7 @@ def count(tree):
 @pytest.mark.parametrize('size', ['small', 'medium', 'large'])
 @pytest.mark.parametrize('bottleneck', ['plain', 'dilated'])
 def test_param_counts_and_shapes(size, bottleneck):
-  full = defaults.get_config()
+  full = schema.get_config()
   config = full.model
   config.size, config.bottleneck = size, bottleneck
   model = models.create_model(config, full.impl)
@@ -63,7 +63,7 @@ def test_small_is_the_seeds_small_unet():
     'norm,upsample,dtype', [('batch', 'transpose', 'float32'), ('none', 'resize', 'bfloat16')]
 )
 def test_variants_run_and_output_in_unit_range(norm, upsample, dtype):
-  full = defaults.get_config()
+  full = schema.get_config()
   config = full.model
   config.size, config.norm, config.upsample, config.dtype = 'tiny', norm, upsample, dtype
   model = models.create_model(config, full.impl)

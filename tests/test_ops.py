@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_inpaint import models
-from flax_inpaint import ops
+from flax_inpaint.nn import models
+from flax_inpaint.nn import ops
 
 
 def _tied(shape, seed, dtype=jnp.float32):

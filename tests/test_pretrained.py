@@ -13,9 +13,10 @@ from conftest import load_config
 from conftest import run_main
 from conftest import train_tiny
 from flax_inpaint import Inpainter
-from flax_inpaint import components as components_lib
-from flax_inpaint import config_lib
-from flax_inpaint import pretrained
+from flax_inpaint import errors
+from flax_inpaint.config import config_lib
+from flax_inpaint.train import setup
+from flax_inpaint.weights import pretrained
 
 
 def scratch(size=64, seed=0):
@@ -29,7 +30,7 @@ def scratch(size=64, seed=0):
 @pytest.mark.parametrize('storage', ['float32', 'float16'])
 def test_a_written_release_repairs_like_its_workdir(tiny_run, tmp_path, storage):
   config = config_lib.config_for_workdir(None, tiny_run, mode='inpaint')
-  variables, step = components_lib.load_trained(build(config, training=False), tiny_run)
+  variables, step = setup.load_trained(build(config, training=False), tiny_run)
   pretrained.write(
       jax.device_get(variables['params']),
       step,
@@ -51,7 +52,7 @@ def test_a_written_release_repairs_like_its_workdir(tiny_run, tmp_path, storage)
 
 def test_an_unknown_release_is_one_line():
   with pytest.raises(
-      config_lib.ConfigError,
+      errors.ConfigError,
       match=r'^--model=nope: no released model of that '
       r'name \(released: .*\); pass one of them or a folder holding params.npz$',
   ):

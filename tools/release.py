@@ -27,15 +27,15 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flax_inpaint import baselines
-from flax_inpaint import checkpointing
-from flax_inpaint import components as components_lib
-from flax_inpaint import config_lib
-from flax_inpaint import evaluate
-from flax_inpaint import images as images_lib
-from flax_inpaint import masks
-from flax_inpaint import metrics
-from flax_inpaint import pretrained
+from flax_inpaint.config import config_lib
+from flax_inpaint.data import images as images_lib
+from flax_inpaint.evaluation import baselines
+from flax_inpaint.evaluation import evaluate
+from flax_inpaint.evaluation import metrics
+from flax_inpaint.train import checkpointing
+from flax_inpaint.train import masks
+from flax_inpaint.train import setup
+from flax_inpaint.weights import pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'The training run.', required=True)
@@ -55,7 +55,7 @@ def _setup(workdir):
   config = config_lib.read_config_json(workdir)
   config.eval.dir, config.eval.num_images = FLAGS.eval_dir, FLAGS.num_images
   config = config_lib.resolve(config, mode='eval')
-  components = components_lib.build(config, training=False)
+  components = setup.build(config, training=False)
   images, _ = evaluate.load_eval_set(config)
   holes = {kind: evaluate.eval_masks(config, kind, len(images)) for kind in FLAGS.kinds}
   return components, images.astype(np.float32) / 255.0, holes
@@ -88,7 +88,7 @@ def curve(workdir):
   print('|---|---|' + '---|' * len(FLAGS.kinds))
   rows = []
   for step in checkpoint_steps:
-    variables, _ = components_lib.load_trained(components, workdir, step)
+    variables, _ = setup.load_trained(components, workdir, step)
     scores = _hole_psnr(components, variables, images, holes)
     rows.append({'step': step, 'crops_seen': step * batch, **scores})
     print(
@@ -104,7 +104,7 @@ def write(workdir):
   """The latest checkpoint as flax_inpaint/releases/NAME, in float16 when that is lossless
   enough (FLOAT16_TOLERANCE_DB)."""
   components, images, holes = _setup(workdir)
-  variables, step = components_lib.load_trained(components, workdir)
+  variables, step = setup.load_trained(components, workdir)
   params = jax.device_get(variables['params'])
   half = jax.tree.map(lambda x: np.asarray(x, np.float16).astype(np.float32), params)
   full_db = _hole_psnr(components, variables, images, holes)
@@ -132,8 +132,8 @@ def grid(source):
       else (config_lib.read_config_json(source))
   )
   config = config_lib.resolve(config, mode='inpaint')
-  components = components_lib.build(config, training=False)
-  variables, _ = components_lib.load_trained(components, source)
+  components = setup.build(config, training=False)
+  variables, _ = setup.load_trained(components, source)
   repair = evaluate.model_repairer(components, variables, 1)
   size = config.data.image_size
   photos = images_lib.sample_photos(size).astype(np.float32) / 255.0

@@ -1,0 +1,1 @@
+"""The config schema with its defaults, its validation, and config.json."""

@@ -1,0 +1,1 @@
+"""Evaluation: the eval tables, metrics, LPIPS, classical baselines."""

@@ -1,0 +1,1 @@
+"""Inference: the Inpainter, crops around holes, the export format."""

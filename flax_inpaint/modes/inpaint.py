@@ -1,0 +1,226 @@
+"""`--mode=inpaint`: repair users' image files with a trained model; nothing is lost.
+
+  python main.py --mode=inpaint --workdir=W --input=IMG_OR_DIR [--mask=MASK_OR_DIR] \
+      --output=OUT [--mask_threshold=128] [--overwrite]
+
+Masks: a file for every image, or a folder with a mask named like each image (any
+extension); a pixel is a hole where any colour channel is >= --mask_threshold. Without
+--mask, the image's alpha channel (alpha < 128 = hole). EXIF orientation is applied to
+both. Each result is a PNG in the image's own layout (greyscale, alpha kept) with every
+pixel outside the holes bit for bit the input's, and its path is printed.
+
+Nothing is lost: an input is never replaced (unless --overwrite), inputs that share a
+name get distinct outputs, and a bad image or mask is reported in one line while the
+rest of the folder is still repaired; the run then ends with status 2 and a count.
+
+A run never takes its own earlier results for inputs: every result is listed, with its
+SHA-256, in OUTPUT/.flax_inpaint_results.json (the writer and reader are below), and an
+input that an earlier run wrote there, unchanged since, is skipped and counted (so
+`--output` may be the input folder). A file a user put there, or edited, is no result.
+"""
+
+import hashlib
+import json
+import pathlib
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+import warnings
+
+from absl import logging
+
+from flax_inpaint import errors
+from flax_inpaint.data import images as images_lib
+from flax_inpaint.data import user_files
+from flax_inpaint.inference import api
+
+# Lists the results written in an output folder: {"results": {relative path: sha256}}.
+RESULTS_FILE = '.flax_inpaint_results.json'
+
+
+def _sha256(path: pathlib.Path) -> str:
+  return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_results(output_dir) -> Dict[str, str]:
+  """{path relative to output_dir: sha256} of the results earlier runs wrote there."""
+  path = pathlib.Path(output_dir) / RESULTS_FILE
+  try:
+    return dict(json.loads(path.read_text())['results'])
+  except (OSError, ValueError, KeyError, TypeError):  # None yet, or not ours: no results.
+    return {}
+
+
+def record_results(output_dir, written: Sequence[pathlib.Path]) -> None:
+  """Adds `written` (files under output_dir) to its results list, atomically."""
+  if not written:
+    return
+  output_dir = pathlib.Path(output_dir)
+  results = read_results(output_dir)
+  results.update({str(p.relative_to(output_dir)): _sha256(p) for p in written})
+  tmp = output_dir / f'{RESULTS_FILE}.tmp'
+  tmp.write_text(json.dumps({'results': results}, indent=1, sort_keys=True) + '\n')
+  tmp.replace(output_dir / RESULTS_FILE)
+
+
+def earlier_results(inputs: Sequence[pathlib.Path], output_dir) -> List[pathlib.Path]:
+  """The inputs that an earlier run wrote in output_dir and nobody changed since."""
+  output_dir = pathlib.Path(output_dir).resolve()
+  results = read_results(output_dir)
+  if not results:
+    return []
+  found = []
+  for path in inputs:
+    resolved = path.resolve()
+    if resolved.is_relative_to(output_dir):
+      relative = str(resolved.relative_to(output_dir))
+      if relative in results and results[relative] == _sha256(resolved):
+        found.append(path)
+  return found
+
+
+def _inputs(input_path) -> Tuple[List[pathlib.Path], Optional[pathlib.Path]]:
+  """The image files to repair, and the folder they were found in (None for a file)."""
+  input_path = pathlib.Path(input_path).expanduser()
+  if input_path.is_dir():
+    return [
+        p
+        for p in images_lib.list_image_files(input_path)
+        if p.suffix.lower() in images_lib.IMAGE_SUFFIXES
+    ], input_path
+  if input_path.is_file():
+    return [input_path], None
+  raise FileNotFoundError(f'--input={input_path}: no such file or folder')
+
+
+def _mask_finder(mask_path):
+  """f(image path) -> its mask path, or None when the holes come from the alpha."""
+  if mask_path is None:
+    return lambda _: None
+  mask_path = pathlib.Path(mask_path).expanduser()
+  if mask_path.is_file():
+    return lambda _: mask_path
+  if not mask_path.is_dir():
+    raise FileNotFoundError(f'--mask={mask_path}: no such file or folder')
+  by_stem = {p.stem: p for p in images_lib.list_image_files(mask_path)}
+
+  def find(image_path):
+    if image_path.stem not in by_stem:
+      raise errors.MaskError(
+          f'{image_path}: no mask named {image_path.stem}.* in ' f'--mask={mask_path}'
+      )
+    return by_stem[image_path.stem]
+
+  return find
+
+
+def repair_file(
+    inpainter: api.Inpainter, image_path, mask_path, output_path, *, mask_threshold: int
+) -> pathlib.Path:
+  """Reads, repairs and writes one image. Raises errors.ImageFileError (one line)."""
+  image = user_files.read_image(image_path)
+  if mask_path is None:
+    hole = user_files.alpha_hole(image)
+    if hole is None:
+      raise errors.MaskError(f'{image_path}: no --mask given and the image has no ' 'alpha channel')
+    user_files.check_hole(hole, image)
+  else:
+    hole = user_files.read_mask(mask_path, threshold=mask_threshold, image=image)
+  repaired = inpainter.inpaint_array(image.pixels, hole, opaque_holes=mask_path is None)
+  return user_files.write_png(repaired, output_path, icc_profile=image.icc_profile)
+
+
+def _without_earlier_results(inputs, output_dir) -> List[pathlib.Path]:
+  """`inputs` less the results of earlier runs in output_dir, with one log line."""
+  skipped = set(earlier_results(inputs, output_dir))
+  if skipped:
+    logging.info(
+        'Skipping %d file(s) in %s that an earlier run wrote (listed in %s)',
+        len(skipped),
+        output_dir,
+        RESULTS_FILE,
+    )
+  return [p for p in inputs if p not in skipped]
+
+
+def _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold):
+  """repair_file, with its warnings and its path printed; the path, or None on failure."""
+  try:
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always', errors.ImageFileWarning)
+      written = repair_file(
+          inpainter, image_path, find_mask(image_path), output_path, mask_threshold=mask_threshold
+      )
+    for warning in caught:
+      print(f'warning: {warning.message}', file=sys.stderr)
+    print(written, flush=True)
+    return written
+  except errors.ImageFileError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    return None
+
+
+def failure_summary(failed: int, total: int) -> str:
+  """The last line of a run where some inputs failed."""
+  if failed == total:
+    return (
+        'the image could not be repaired (see above)'
+        if total == 1
+        else f'none of the {total} images could be repaired (see above)'
+    )
+  return (
+      f'{failed} of {total} image(s) could not be repaired (see above); the others ' 'were written'
+  )
+
+
+def run_mode(mode, config, workdir, flag_values, eval_dir=None):
+  """The cli's entry: --mode=inpaint --input=... [--mask=...] --output=...; exit status 2
+  when an image could not be repaired."""
+  del mode, eval_dir
+  if not flag_values.input or not flag_values.output:
+    raise errors.UsageError(
+        '--mode=inpaint needs --input=IMAGE_OR_FOLDER and --output=FOLDER '
+        '(and --mask=MASK_OR_FOLDER unless the images have alpha holes)'
+    )
+  failed = run(
+      config,
+      workdir,
+      flag_values.input,
+      flag_values.mask,
+      flag_values.output,
+      mask_threshold=flag_values.mask_threshold,
+      overwrite=flag_values.overwrite,
+  )
+  if failed:
+    sys.exit(errors.USAGE_ERROR_STATUS)
+
+
+def run(
+    config,
+    workdir,
+    input_path,
+    mask_path,
+    output_dir,
+    *,
+    mask_threshold: int = user_files.HOLE_THRESHOLD,
+    overwrite: bool = False,
+) -> int:
+  """Repairs every input; prints each path written. Returns the number of failed inputs."""
+  output_dir = pathlib.Path(output_dir).expanduser()
+  inputs, root = _inputs(input_path)
+  inputs = _without_earlier_results(inputs, output_dir)
+  outputs = user_files.output_paths(inputs, output_dir, overwrite=overwrite, root=root)
+  find_mask = _mask_finder(mask_path)
+  inpainter = api.Inpainter.from_workdir(workdir, config)
+  logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(inputs), inpainter.step)
+  written = []
+  try:
+    for image_path, output_path in zip(inputs, outputs):
+      path = _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold)
+      if path is not None:
+        written.append(path)
+  finally:  # Interrupted too: what was written is known as results next time.
+    record_results(output_dir, written)
+  failed = len(inputs) - len(written)
+  if failed:
+    print(f'error: {failure_summary(failed, len(inputs))}', file=sys.stderr)
+  return failed

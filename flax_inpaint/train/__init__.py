@@ -1,0 +1,1 @@
+"""Training: setup, steps, losses, masks, the loop, checkpoints (the only orbax import), sharding."""
