@@ -36,6 +36,7 @@ from ml_collections import config_flags
 
 from flax_inpaint import errors
 from flax_inpaint.config import command_line
+from flax_inpaint.data import user_files
 from flax_inpaint.train import distributed
 from flax_inpaint.weights import pretrained
 
@@ -123,7 +124,9 @@ def define_flags() -> None:
       'inpaint: mask file or folder (holes where the mask is '
       '>= --mask_threshold); omitted: the image alpha channel.',
   )
-  flags.DEFINE_integer('mask_threshold', 128, 'inpaint: mask pixels >= this are holes.')
+  flags.DEFINE_integer(
+      'mask_threshold', user_files.HOLE_THRESHOLD, 'inpaint: mask pixels >= this are holes.'
+  )
   flags.DEFINE_string(
       'output',
       None,

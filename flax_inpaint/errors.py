@@ -39,12 +39,13 @@ class DivergedError(RuntimeError):
   checkpoint."""
 
 
-class BadImageError(ValueError):
-  """A file that is not a decodable image of at least the minimum size."""
-
-
 class ImageFileError(ValueError):
   """A file that cannot be used: one line naming it and what to do."""
+
+
+class BadImageError(ImageFileError):
+  """A training or eval image that cannot be used (undecodable, or under data.min_size):
+  counted and skipped by the pipelines, one line elsewhere."""
 
 
 class MaskError(ImageFileError):

@@ -114,7 +114,7 @@ def save_png(array: np.ndarray, path) -> None:
 
 def grid(rows: Iterable[Iterable[np.ndarray]], pad: int = 2) -> np.ndarray:
   """Tiles rows of equal-size [H, W, 3] float [0,1] or uint8 images into one uint8 image."""
-  rows = [[_to_uint8(im) for im in row] for row in rows]
+  rows = [[to_uint8(im) for im in row] for row in rows]
   height, width = rows[0][0].shape[:2]
   ncols = max(len(r) for r in rows)
   out = np.full((len(rows) * (height + pad) + pad, ncols * (width + pad) + pad, 3), 255, np.uint8)
@@ -125,7 +125,8 @@ def grid(rows: Iterable[Iterable[np.ndarray]], pad: int = 2) -> np.ndarray:
   return out
 
 
-def _to_uint8(image) -> np.ndarray:
+def to_uint8(image) -> np.ndarray:
+  """uint8 of an image: float [0, 1] rounded to the nearest level; one channel made RGB."""
   image = np.asarray(image)
   if image.dtype != np.uint8:
     image = np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)

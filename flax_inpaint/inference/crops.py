@@ -54,6 +54,8 @@ from PIL import Image
 from scipy import ndimage
 from scipy.sparse import csgraph
 
+from flax_inpaint.data import images as images_lib
+
 STRATEGIES = ('crop', 'resize', 'full')
 # The most a window pays for its run shape, as a multiple of its own area: each side is
 # padded by at most the square root.
@@ -330,17 +332,13 @@ def cut_window(
   )
 
 
-def _to_uint8(prediction: np.ndarray) -> np.ndarray:
-  return np.clip(np.round(prediction * 255.0), 0, 255).astype(np.uint8)
-
-
 def _paste(result: np.ndarray, hole: np.ndarray, window: Window, prediction) -> None:
   """Writes the prediction's hole pixels into `result` in place."""
   prediction = prediction[: window.scaled_shape[0], : window.scaled_shape[1]]
   if window.scale != 1.0:
     prediction = _resize_prediction(prediction, window.height, window.width)
   window_hole = hole[window.slices]
-  result[window.slices][window_hole] = _to_uint8(prediction)[window_hole]
+  result[window.slices][window_hole] = images_lib.to_uint8(prediction)[window_hole]
 
 
 def _predict_batches(predict: PredictFn, images, holes, batch_size: Optional[int]):

@@ -55,7 +55,7 @@ def run_mode(mode, config, workdir, flag_values, eval_dir=None):
   serve(config, workdir, host=flag_values.host, port=flag_values.port)
 
 
-def serve(config, workdir, host: str = '127.0.0.1', port: int = 8765) -> None:
+def serve(config, workdir, host: str, port: int) -> None:
   """Serves the page and the API on host:port until interrupted (config None: the run's
   WORKDIR/config.json). Raises errors.ServeError, errors.ConfigError (one line each)."""
 
