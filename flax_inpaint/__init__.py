@@ -6,6 +6,12 @@ The core (models, vgg, losses, masks, train step) imports neither TensorFlow nor
 importing the package imports nothing heavy: `Inpainter` is loaded on first use.
 """
 
+import os
+
+# TensorFlow only feeds data: keep its C++ notices off the console. Set before anything
+# imports jax, which sets this variable's default to 1 (oneDNN notices shown).
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
 __version__ = '0.1.0'
 __all__ = ['Inpainter']
 

@@ -24,7 +24,6 @@ they use a released model (`--model=NAME`, default `pretrained.DEFAULT_RELEASE`)
 
 import importlib
 import logging as py_logging
-import os
 import pathlib
 import sys
 from typing import List, Optional, Tuple
@@ -39,9 +38,6 @@ from flax_inpaint.config import command_line
 from flax_inpaint.data import user_files
 from flax_inpaint.train import distributed
 from flax_inpaint.weights import pretrained
-
-# TensorFlow only feeds data: keep it quiet (data/pipeline.py also hides GPUs from it).
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 MODES = {
     'train': 'train a model on a config (resumes automatically in the same workdir)',

@@ -1,4 +1,4 @@
-"""The web API of `--mode=serve` (flax_inpaint/app.py) on a real tiny trained model.
+"""The web API of `--mode=serve` (flax_inpaint/serve/app.py) on a real tiny trained model.
 
 Starlette's TestClient for the single requests; a real uvicorn server in a thread for
 concurrency and raw (unnormalised) paths; main.py as a subprocess for the CLI.
@@ -292,7 +292,7 @@ def test_too_many_pixels_is_413_from_the_header_alone(client, inpainter):
   assert response.status_code == 413
   assert response.json() == {
       'error': 'image: 6000x5000 = 30,000,000 pixels is over the '
-      'limit of 25,000,000 (app.max_pixels)'
+      'limit of 25,000,000 (serve.max_pixels)'
   }
   # A decompression bomb beyond what PIL opens at all.
   response = client.post(
@@ -301,7 +301,7 @@ def test_too_many_pixels_is_413_from_the_header_alone(client, inpainter):
   )
   assert response.status_code == 413
   assert response.json()['error'].startswith(
-      'image: far over the limit of 25,000,000 pixels (app.max_pixels): '
+      'image: far over the limit of 25,000,000 pixels (serve.max_pixels): '
   )
   # A small max_pixels; the mask is checked too.
   with TestClient(app.create_app(inpainter, max_pixels=40 * 30)) as small:
@@ -309,7 +309,7 @@ def test_too_many_pixels_is_413_from_the_header_alone(client, inpainter):
     response = small.post('/api/inpaint', files=files(png(photo(30, 40)), hole_bytes))
     assert response.status_code == 413
     assert response.json() == {
-        'error': 'mask: 41x30 = 1,230 pixels is over the limit of ' '1,200 (app.max_pixels)'
+        'error': 'mask: 41x30 = 1,230 pixels is over the limit of ' '1,200 (serve.max_pixels)'
     }
 
 
@@ -321,7 +321,8 @@ def test_an_upload_over_max_upload_mb_is_413(inpainter):
     assert response.status_code == 413
     length = int(response.request.headers['content-length'])
     assert response.json() == {
-        'error': f'upload of {length:,} bytes is over the limit of ' '0.01 MiB (app.max_upload_mb)'
+        'error': f'upload of {length:,} bytes is over the limit of '
+        '0.01 MiB (serve.max_upload_mb)'
     }
     # Without a Content-Length (chunked), the bytes are counted as they arrive.
     request = small.build_request('POST', '/api/inpaint', files=body)
@@ -331,7 +332,9 @@ def test_an_upload_over_max_upload_mb_is_413(inpainter):
     )
     assert 'content-length' not in response.request.headers
     assert response.status_code == 413
-    assert response.json() == {'error': 'upload is over the limit of 0.01 MiB (app.max_upload_mb)'}
+    assert response.json() == {
+        'error': 'upload is over the limit of 0.01 MiB (serve.max_upload_mb)'
+    }
 
 
 # ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import zipfile
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from flax_inpaint import errors
 from flax_inpaint.data import images as images_lib
 
 JPEG_QUALITY = 95
@@ -81,7 +82,7 @@ class AlbumCovers(tfds.core.GeneratorBasedBuilder):
         image = images_lib.decode(
             read(), name=name, size=self.image_size, fit=self.fit, min_size=self.min_size
         )
-      except (images_lib.BadImageError, OSError, zipfile.BadZipFile) as e:
+      except (errors.BadImageError, OSError, zipfile.BadZipFile) as e:
         self.skipped.add(name, str(e))  # Unreadable zip members are skipped too.
         continue
       # Encoded here at quality 95 (TFDS' own encoder uses a lower default quality).

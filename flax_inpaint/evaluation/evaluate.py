@@ -249,7 +249,7 @@ def evaluate_methods(eval_images, masks_by_kind, repairers: Dict[str, Callable],
 
 def model_repairer(components, variables, batch_size):
   """f(float images, masks) -> composites, in batches of `batch_size`."""
-  repair = steps.make_repair_fn(components.model)
+  repair = steps.make_eval_repair_fn(components.model)
 
   def run(images, hole_masks):
     outputs = []

@@ -27,4 +27,6 @@ def release_dir(name=None):
 
 def predict_fn_and_multiple(components):
   """(jitted predict(variables, images, holes), the size multiple of window sides)."""
-  return steps.make_predict_fn(components.model), models.size_multiple(components.config.model)
+  return steps.make_uint8_predict_fn(components.model), models.size_multiple(
+      components.config.model
+  )

@@ -38,7 +38,7 @@ def export_program(model, variables, multiple: int, platforms=PLATFORMS):
 
   def predict(param_leaves, images, holes):
     restored = jax.tree.unflatten(treedef, param_leaves)
-    return steps.make_predict_fn(model)(restored, images, holes)
+    return steps.make_uint8_predict_fn(model)(restored, images, holes)
 
   specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
   batch, height, width = jax.export.symbolic_shape(f'batch, {multiple}*h, {multiple}*w')

@@ -261,7 +261,7 @@ def run_loop(
     state = steps.create_train_state(model, tx, size, seed, mesh, ema, init_params)
     logging.info('No checkpoint in %s: starting from step 0', checkpointing.checkpoint_dir(workdir))
   train_step = steps.make_train_step(model, tx, config, mesh)
-  repair_fn = steps.make_repair_fn(model)
+  repair_fn = steps.make_eval_repair_fn(model)
   base_key = jax.random.key(seed)
   if sample_images is not None:
     sample_holes = sample_masks(sample_images, config, base_key)

@@ -221,8 +221,9 @@ def _infer(model, variables, images, hole_mask):
   return images, hole_mask, prediction
 
 
-def make_repair_fn(model):
-  """Jitted (params, batch_stats, images, hole_mask) -> (prediction, composite)."""
+def make_eval_repair_fn(model):
+  """Jitted (params, batch_stats, float images in [0, 1], hole_mask) -> (prediction,
+  composite): what eval and the sample grids score."""
 
   @jax.jit
   def repair(params, batch_stats, images, hole_mask):
@@ -234,7 +235,7 @@ def make_repair_fn(model):
   return repair
 
 
-def make_predict_fn(model):
+def make_uint8_predict_fn(model):
   """Jitted (variables, images uint8 [B, H, W, 3], holes bool [B, H, W]) -> float32
   [B, H, W, 3] predictions: the inference program (one compile per input shape)."""
 
