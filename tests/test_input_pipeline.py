@@ -116,7 +116,7 @@ def split_examples(config, split):
 
 
 def test_counts_add_up_and_bad_files_are_counted(prepared):
-  builder = album_covers._builder(config_for(prepared))
+  builder = album_covers.make_builder(config_for(prepared))
   counts = {k: v.num_examples for k, v in builder.info.splits.items()}
   assert sum(counts.values()) == NUM_GOOD
   assert counts == {'train': NUM_GOOD - 8, 'validation': 4, 'test': 4}
