@@ -1,4 +1,4 @@
-"""The released album-cover model, trained on a 2-core CPU (flax_inpaint/releases/album-covers).
+"""The released album-cover model, trained on a 2-core CPU (flax_inpaint/weights/releases/album-covers).
 
 A slim U-Net (widths 16-32-64-128, plain bottleneck) that corrects the push-pull fill,
 trained on random 128x128 crops of the covers with mixed holes at their full-image sizes,

@@ -2,13 +2,13 @@
 
   # Hole PSNR of every kept checkpoint on the eval set (the model card's curve):
   python tools/release.py curve --workdir=/tmp/release --eval_dir=../shared/data/album-covers-dev/val
-  # The latest checkpoint as flax_inpaint/releases/NAME (float16 when it changes the hole
+  # The latest checkpoint as flax_inpaint/weights/releases/NAME (float16 when it changes the hole
   # PSNR of every kind by less than 0.02 dB, else float32):
   python tools/release.py write --workdir=/tmp/release --name=album-covers \
       --eval_dir=../shared/data/album-covers-dev/val
 
   # The card's picture, on scikit-image's photos (shippable, unlike the covers):
-  python tools/release.py grid --workdir=flax_inpaint/releases/album-covers \
+  python tools/release.py grid --workdir=flax_inpaint/weights/releases/album-covers \
       --output=docs/releases/album-covers/grid.png
 
 Then `python main.py --mode=eval --model=NAME --output=OUT` gives the card's table.
@@ -101,7 +101,7 @@ def curve(workdir):
 
 
 def write(workdir):
-  """The latest checkpoint as flax_inpaint/releases/NAME, in float16 when that is lossless
+  """The latest checkpoint as flax_inpaint/weights/releases/NAME, in float16 when that is lossless
   enough (FLOAT16_TOLERANCE_DB)."""
   components, images, holes = _setup(workdir)
   variables, step = setup.load_trained(components, workdir)

@@ -1,7 +1,7 @@
 """Released models shipped inside the package: their format (written and read here) and
 their names.
 
-A release is a folder `flax_inpaint/releases/NAME/` with the training run's `config.json`,
+A release is a folder `flax_inpaint/weights/releases/NAME/` with the training run's `config.json`,
 `params.npz` (the params flattened by '/'-joined path, stored as float16 or float32, plus
 the step that trained them) and `MODEL_CARD.md`. `Inpainter.from_pretrained(NAME)`,
 `--model=NAME` and `--config.train.init_from=NAME` read it.
