@@ -197,3 +197,12 @@ def test_exporting_the_release_says_in_one_line_why_not(tmp_path):
       '(Inpainter.from_pretrained / from_workdir), inpaint or serve'
   )
   assert not (tmp_path / 'release.fipx').exists()
+
+
+def test_the_release_recipe_is_evaluated_on_the_default_masks():
+  """Eval draws its masks from config.masks: the release keeps the defaults' counts and
+  sizes (only the kind differs), so its tables compare with every other table's."""
+  release, default = load_config('release'), load_config('default')
+  assert release.masks.kind == 'mixed'
+  differing = [f for f in default.masks if f != 'kind' and release.masks[f] != default.masks[f]]
+  assert differing == []
