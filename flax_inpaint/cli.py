@@ -85,7 +85,6 @@ EXAMPLES = {
     'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
 }
 HELP_FLAGS = ('--help', '-h', '--helpshort', '-?')
-USAGE_ERROR, DIVERGED = errors.USAGE_ERROR_STATUS, errors.DIVERGED_STATUS
 # INFO lines of libraries that tell a user nothing: jax's backend probing ("Unable to
 # initialize backend 'tpu'"), matplotlib's font cache, orbax's per-save chatter.
 _QUIET_PATHS = ('/jax/_src/', '/matplotlib/', '/orbax/')
@@ -240,7 +239,7 @@ def parse_flags(argv):
   """main.py's flag parsing: `flax-inpaint MODE` as --mode=MODE, one-line errors."""
   if len(argv) > 1 and argv[1] in MODES:  # `flax-inpaint serve ...` == `--mode=serve`.
     argv = [argv[0], f'--mode={argv[1]}'] + argv[2:]
-  argv, overrides = command_line._split_overrides(argv)
+  argv, overrides = command_line.split_overrides(argv)
   _overrides_without_config[:] = overrides
   return command_line.parse_config_flags(argv)
 
@@ -280,7 +279,7 @@ def _trained_source(mode) -> Tuple[str, Optional[str]]:
         f'--mode={mode} needs --workdir=DIR (a training run): no released model '
         'is shipped in this version'
     )
-  release = str(pretrained.release_dir(FLAGS.model or pretrained.DEFAULT_RELEASE))
+  release = str(pretrained.release_dir(FLAGS.model))
   if mode == 'eval' and not FLAGS.output:
     raise errors.UsageError(
         '--mode=eval of the released model needs --output=DIR for its tables '
@@ -339,12 +338,10 @@ def run_app(main_fn, argv, flags_parser=command_line.parse_config_flags):
 
   try:
     app.run(quiet_main, argv=argv, flags_parser=flags_parser)
-  except errors.UsageError as e:
-    _fail(e, USAGE_ERROR)
   except errors.DivergedError as e:
-    _fail(e, DIVERGED)
+    _fail(e, errors.DIVERGED_STATUS)
   except USER_ERRORS as e:
-    _fail(e, USAGE_ERROR)
+    _fail(e, errors.USAGE_ERROR_STATUS)
 
 
 def run(argv=None):
@@ -355,5 +352,5 @@ def run(argv=None):
     if _maybe_print_help(argv):
       sys.exit(0)
   except errors.UsageError as e:
-    _fail(e, USAGE_ERROR)
+    _fail(e, errors.USAGE_ERROR_STATUS)
   run_app(main, argv, flags_parser=parse_flags)

@@ -110,7 +110,7 @@ def parse_config_flags(argv) -> List[str]:
     raise errors.UsageError(message or _config_flag_error(argv, e)) from e
 
 
-def _split_overrides(argv) -> Tuple[List[str], List[str]]:
+def split_overrides(argv) -> Tuple[List[str], List[str]]:
   """(argv without --config.FIELD=VALUE, those overrides) when no --config file is given:
   they then apply to the workdir's config.json (see `overridden_saved_config`)."""
   if _config_file_arg(argv) is not None:

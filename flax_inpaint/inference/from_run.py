@@ -22,7 +22,7 @@ def load(workdir, config=None):
 
 def release_dir(name=None):
   """The folder of the release `name` (default `pretrained.DEFAULT_RELEASE`)."""
-  return pretrained.release_dir(name or pretrained.DEFAULT_RELEASE)
+  return pretrained.release_dir(name)
 
 
 def predict_fn_and_multiple(components):

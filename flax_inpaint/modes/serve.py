@@ -58,7 +58,6 @@ def run_mode(mode, config, workdir, flag_values, eval_dir=None):
 def serve(config, workdir, host: str, port: int) -> None:
   """Serves the page and the API on host:port until interrupted (config None: the run's
   WORKDIR/config.json). Raises errors.ServeError, errors.ConfigError (one line each)."""
-
   config = config_lib.config_for_workdir(config, workdir, mode='serve')
   sock = bind(host, port)  # Before the model loads: a taken port fails at once.
   inpainter = api.Inpainter.from_workdir(workdir, config)

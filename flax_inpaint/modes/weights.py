@@ -31,5 +31,5 @@ def main(argv=None):
       fetch.fetch(args.dst)
   except errors.WeightsError as e:
     print(f'error: {e}', file=sys.stderr)
-    return 2  # The user's to fix, like every CLI error of the package.
+    return errors.USAGE_ERROR_STATUS  # The user's to fix, like every CLI error of the package.
   return 0

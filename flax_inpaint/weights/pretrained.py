@@ -37,12 +37,15 @@ def is_release(path) -> bool:
   return (pathlib.Path(path).expanduser() / PARAMS_FILE).is_file()
 
 
-def release_dir(name_or_dir, option: str = '--model') -> pathlib.Path:
-  """The folder of a release: a name of `names()`, or a release folder written by `write`.
+def release_dir(name_or_dir=None, option: str = '--model') -> pathlib.Path:
+  """The folder of a release: a name of `names()` (None: DEFAULT_RELEASE), or a release
+  folder written by `write`.
 
   Raises:
     errors.ConfigError: neither (one line naming `option`, listing the released names).
   """
+  if name_or_dir is None:
+    name_or_dir = DEFAULT_RELEASE
   if is_release(name_or_dir):
     return pathlib.Path(name_or_dir).expanduser()
   if is_release(RELEASES_DIR / str(name_or_dir)):
