@@ -3,7 +3,9 @@
 A slim U-Net (widths 16-32-64-128, plain bottleneck) that corrects the push-pull fill,
 trained on random 128x128 crops of the covers with mixed holes at their full-image sizes,
 squared error inside the holes, Adam with EMA weights. No VGG16 term: on
-2 CPU cores it would cost several times the U-Net's own step. Train, then evaluate:
+2 CPU cores it would cost several times the U-Net's own step. Train (XNNPACK's fusions make
+the CPU step about 10% faster: BENCHMARKS.md), then evaluate:
+  XLA_FLAGS=--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce \
   python main.py --config=configs/release.py --workdir=/tmp/release \
       --config.data.dir=../shared/data/album-covers-dev/train \
       --config.eval.dir=../shared/data/album-covers-dev/val
@@ -35,11 +37,11 @@ def get_config():
   config.train.batch_size = 12
   config.train.lr = 1e-3
   config.train.warmup_steps = 100
-  # About 55 minutes on the 2-core CPU alone (~1.1 steps/s); cosine to 0 anneals the end.
-  config.train.num_steps = 3600
+  # About 95 minutes on the 2-core CPU alone (~1.9 steps/s); cosine to 0 anneals the end.
+  config.train.num_steps = 11000
   config.train.schedule = 'cosine'
   config.train.ema_decay = 0.998
-  config.train.checkpoint_every = 400
+  config.train.checkpoint_every = 1000
   # All kept: the card's curve evaluates each of them.
   config.train.keep_checkpoints = 12
   config.train.log_every = 50
