@@ -11,7 +11,10 @@
   python tools/release.py grid --workdir=flax_inpaint/weights/releases/album-covers \
       --output=docs/releases/album-covers/grid.png
 
-Then `python main.py --mode=eval --model=NAME --output=OUT` gives the card's table.
+Then `python main.py --mode=eval --model=NAME --output=OUT` gives the card's numbers, and
+  # Its tables, one per mask kind (hole PSNR, SSIM, LPIPS per method), from eval metrics.json
+  # files (several: their methods side by side, when they scored the same images and masks):
+  python tools/release.py tables --metrics=OUT/metrics.json[,BASELINES/metrics.json]
 """
 
 import json
@@ -38,12 +41,15 @@ from flax_inpaint.train import setup
 from flax_inpaint.weights import pretrained
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'The training run.', required=True)
+flags.DEFINE_string(
+    'workdir', None, '`curve`, `write`: the training run; `grid`: a run or a release.'
+)
 flags.DEFINE_string('eval_dir', None, '`curve`, `write`: the folder of eval images.')
 flags.DEFINE_string('name', pretrained.DEFAULT_RELEASE, '`write`: the release name.')
 flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.')
 flags.DEFINE_integer('num_images', 200, 'Eval images.')
 flags.DEFINE_string('output', None, '`grid`: the PNG to write.')
+flags.DEFINE_list('metrics', [], '`tables`: eval metrics.json files.')
 flags.DEFINE_integer('every', 1, '`curve`: only the checkpoints of steps that divide by this.')
 # Storage in float16 must not move the eval by this much (hole PSNR, dB, any kind).
 FLOAT16_TOLERANCE_DB = 0.02
@@ -155,12 +161,33 @@ def grid(source):
   print(f'Wrote {FLAGS.output}')
 
 
+def tables(_):
+  """Markdown: per mask kind, hole PSNR / SSIM / LPIPS of every method of the --metrics files."""
+  by_kind, meta = {}, None
+  for path in FLAGS.metrics:
+    metrics_json = json.loads(pathlib.Path(path).read_text())
+    # Methods side by side only when they scored the same images with the same masks.
+    this = {k: metrics_json['_meta'][k] for k in ('set_sha256', 'eval_seed', 'num_images')}
+    if meta is not None and this != meta:
+      raise app.UsageError(f'{path}: another eval set or seed than {FLAGS.metrics[0]}')
+    meta = this
+    for kind, methods in metrics_json['by_mask_kind'].items():
+      by_kind.setdefault(kind, {}).update(methods)
+  for kind, methods in by_kind.items():
+    print(f'\n{kind}:\n\n| method | hole PSNR (dB) | SSIM | LPIPS |\n|---|---|---|---|')
+    for method, scores in methods.items():
+      lpips = f"{scores['lpips']:.4f}" if scores.get('lpips') is not None else 'n/a'
+      print(f"| {method} | {scores['hole_psnr']:.2f} | {scores['ssim']:.4f} | {lpips} |")
+
+
 def main(argv):
-  commands = {'curve': curve, 'write': write, 'grid': grid}
+  commands = {'curve': curve, 'write': write, 'grid': grid, 'tables': tables}
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(
         f'usage: tools/release.py {{{",".join(commands)}}} --workdir=W ' '--eval_dir=D'
     )
+  if argv[1] != 'tables' and not FLAGS.workdir:
+    raise app.UsageError(f'{argv[1]} needs --workdir=DIR')
   commands[argv[1]](FLAGS.workdir)
 
 
