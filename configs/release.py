@@ -1,17 +1,22 @@
-"""The released album-cover model, trained on a 2-core CPU (flax_inpaint/weights/releases/album-covers).
+"""The album-cover model trained on a 2-core CPU (to ship in flax_inpaint/weights/releases/).
 
 A slim U-Net (widths 16-32-64-128, plain bottleneck) that corrects the push-pull fill,
 trained on random 128x128 crops of the covers with mixed holes at their full-image sizes,
-squared error inside the holes, Adam with EMA weights. No VGG16 term: on
-2 CPU cores it would cost several times the U-Net's own step. Train (XNNPACK's fusions make
-the CPU step about 10% faster: BENCHMARKS.md), then evaluate:
+squared error inside the holes, Adam with EMA weights. No VGG16 term in this first phase: on
+2 CPU cores it costs 4x the U-Net's own step. Train (XNNPACK's fusions make the CPU step
+about 10% faster: BENCHMARKS.md), then evaluate:
   XLA_FLAGS=--xla_cpu_experimental_xnn_fusion_type=dot,eltwise,reduce \
   python main.py --config=configs/release.py --workdir=/tmp/release \
       --config.data.dir=../shared/data/album-covers-dev/train \
       --config.eval.dir=../shared/data/album-covers-dev/val
   python main.py --mode=eval --workdir=/tmp/release
-Continue from the shipped release (CPU hours add up from one release to the next):
-  ... --config.train.init_from=album-covers
+The second phase, 600 steps with the VGG16 perceptual term (LPIPS improves, hole PSNR too:
+candidates/album-covers-2026-12-02/README.md), from the first's params:
+  ... --workdir=/tmp/release_ft --config.train.init_from=/tmp/release \
+      --config.loss.perceptual_weight=0.05 --config.loss.require_vgg=True \
+      --config.train.num_steps=600 --config.train.warmup_steps=50 --config.train.lr=3e-4
+Continue from earlier params (CPU hours add up from one run to the next):
+  ... --config.train.init_from=candidates/album-covers-2026-12-02   # or a release's name
 """
 
 from flax_inpaint.config import schema

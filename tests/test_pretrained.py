@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from conftest import build
 from conftest import load_config
 from conftest import run_main
@@ -205,3 +206,29 @@ def test_the_release_recipe_is_evaluated_on_the_default_masks():
   assert release.masks.kind == 'mixed'
   differing = [f for f in default.masks if f != 'kind' and release.masks[f] != default.masks[f]]
   assert differing == []
+
+
+CANDIDATE = ROOT / 'candidates' / 'album-covers-2026-12-02'
+
+
+def test_the_kept_candidate_loads_and_beats_its_push_pull_start_on_photos():
+  """The CPU run's params kept for the next run (candidates/): they load as a release folder
+  and repair scikit-image's photos better than the push-pull fill they correct."""
+  from flax_inpaint.data import images as images_lib
+  from flax_inpaint.evaluation import metrics
+  from flax_inpaint.train import masks
+
+  inpainter = Inpainter.from_pretrained(CANDIDATE)
+  config = pretrained.read_config(CANDIDATE)
+  photos = images_lib.sample_photos(128)
+  ours, fill = [], []
+  for index, photo in enumerate(photos):
+    hole = masks.eval_mask(0, index, 128, 128, config.masks, 'squares')[..., 0] > 0.5
+    repaired = inpainter.inpaint(photo, hole)
+    pushpull = inpainter.repair_array(photo, hole, 'pushpull')
+    np.testing.assert_array_equal(repaired[~hole], photo[~hole])
+    original = photo.astype(np.float32) / 255
+    weight = hole[..., None].astype(np.float32)
+    ours.append(metrics.psnr(repaired.astype(np.float32) / 255, original, weight))
+    fill.append(metrics.psnr(pushpull.astype(np.float32) / 255, original, weight))
+  assert np.mean(ours) > np.mean(fill) + 0.2, (np.mean(ours), np.mean(fill))

@@ -165,6 +165,8 @@ def tables(_):
   """Markdown: per mask kind, hole PSNR / SSIM / LPIPS of every method of the --metrics files."""
   by_kind, meta = {}, None
   for path in FLAGS.metrics:
+    if not pathlib.Path(path).is_file():
+      raise app.UsageError(f'--metrics: {path} is no file (an eval folder holds metrics.json)')
     metrics_json = json.loads(pathlib.Path(path).read_text())
     # Methods side by side only when they scored the same images with the same masks.
     this = {k: metrics_json['_meta'][k] for k in ('set_sha256', 'eval_seed', 'num_images')}
