@@ -16,6 +16,9 @@ from conftest import train_tiny
 from flax_inpaint import Inpainter
 from flax_inpaint import errors
 from flax_inpaint.config import config_lib
+from flax_inpaint.data import images as images_lib
+from flax_inpaint.evaluation import metrics
+from flax_inpaint.train import masks
 from flax_inpaint.train import setup
 from flax_inpaint.weights import pretrained
 
@@ -214,10 +217,6 @@ CANDIDATE = ROOT / 'candidates' / 'album-covers-2026-12-02'
 def test_the_kept_candidate_loads_and_beats_its_push_pull_start_on_photos():
   """The CPU run's params kept for the next run (candidates/): they load as a release folder
   and repair scikit-image's photos better than the push-pull fill they correct."""
-  from flax_inpaint.data import images as images_lib
-  from flax_inpaint.evaluation import metrics
-  from flax_inpaint.train import masks
-
   inpainter = Inpainter.from_pretrained(CANDIDATE)
   config = pretrained.read_config(CANDIDATE)
   photos = images_lib.sample_photos(128)
