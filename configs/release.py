@@ -10,13 +10,14 @@ about 10% faster: BENCHMARKS.md), then evaluate:
       --config.data.dir=../shared/data/album-covers-dev/train \
       --config.eval.dir=../shared/data/album-covers-dev/val
   python main.py --mode=eval --workdir=/tmp/release
-The second phase, 600 steps with the VGG16 perceptual term (LPIPS improves, hole PSNR too:
-candidates/album-covers-2026-12-02/README.md), from the first's params:
+The released album-covers model is this phase plus two of 600 steps with the VGG16
+perceptual term (weights 0.05, then 0.1), each from the last one's params; its MODEL_CARD.md
+gives every command and number:
   ... --workdir=/tmp/release_ft --config.train.init_from=/tmp/release \
       --config.loss.perceptual_weight=0.05 --config.loss.require_vgg=True \
       --config.train.num_steps=600 --config.train.warmup_steps=50 --config.train.lr=3e-4
-Continue from earlier params (CPU hours add up from one run to the next):
-  ... --config.train.init_from=candidates/album-covers-2026-12-02   # or a release's name
+Continue from the release (CPU hours add up from one release to the next):
+  ... --config.train.init_from=album-covers   # or a workdir
 """
 
 from flax_inpaint.config import schema

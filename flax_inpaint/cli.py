@@ -41,11 +41,11 @@ from flax_inpaint.weights import pretrained
 
 MODES = {
     'train': 'train a model on a config (resumes automatically in the same workdir)',
-    'eval': 'evaluate the latest checkpoint against OpenCV baselines (PSNR, SSIM, LPIPS)',
+    'eval': 'evaluate a model against the classical fills (PSNR, SSIM, LPIPS)',
     'prepare': 'build the album-covers TFDS dataset from the Kaggle download',
-    'inpaint': 'repair your own image files with a trained model',
+    'inpaint': 'repair your own image files (the released model, or a trained workdir)',
     'serve': 'the local web page (and its API) to paint holes and repair them',
-    'export': 'write a trained model as one file that needs only jax and numpy',
+    'export': 'write a model as one file that needs only jax and numpy',
     'lr_sweep': 'the learning-rate search: one short run per rate',
 }
 # The module in modes/ that runs each mode (its `run_mode`).
@@ -63,11 +63,20 @@ TRAINED_MODES = ('eval', 'inpaint', 'serve', 'export')
 # Each mode's own flags (besides --config.FIELD=VALUE) and an example, for `MODE --help`.
 MODE_FLAGS = {
     'train': ('config', 'workdir'),
-    'eval': ('workdir', 'config'),
+    'eval': ('workdir', 'model', 'output', 'config'),
     'prepare': ('config',),
-    'inpaint': ('workdir', 'input', 'mask', 'output', 'mask_threshold', 'overwrite', 'config'),
-    'serve': ('workdir', 'host', 'port', 'config'),
-    'export': ('workdir', 'output', 'overwrite', 'config'),
+    'inpaint': (
+        'input',
+        'mask',
+        'output',
+        'model',
+        'workdir',
+        'mask_threshold',
+        'overwrite',
+        'config',
+    ),
+    'serve': ('model', 'workdir', 'host', 'port', 'config'),
+    'export': ('output', 'model', 'workdir', 'overwrite', 'config'),
     'lr_sweep': ('config', 'workdir'),
 }
 EXAMPLES = {
@@ -77,10 +86,8 @@ EXAMPLES = {
         '--config=configs/full.py --config.data.manual_dir=KAGGLE_ZIP '
         '--config.data.data_dir=TFDS_DIR'
     ),
-    'inpaint': (
-        '--workdir=/tmp/flax_inpaint_demo --input=photos/ --mask=masks/ ' '--output=repaired/'
-    ),
-    'serve': '--workdir=/tmp/flax_inpaint_demo --port=8765',
+    'inpaint': '--input=photos/ --mask=masks/ --output=repaired/',
+    'serve': '--port=8765',
     'export': '--workdir=/tmp/flax_inpaint_demo --output=model.fipx',
     'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
 }

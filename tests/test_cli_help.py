@@ -25,11 +25,11 @@ def error_lines(output):
 
 MODE_LINES = [
     '  train     train a model on a config (resumes automatically in the same workdir)',
-    '  eval      evaluate the latest checkpoint against OpenCV baselines (PSNR, SSIM, LPIPS)',
+    '  eval      evaluate a model against the classical fills (PSNR, SSIM, LPIPS)',
     '  prepare   build the album-covers TFDS dataset from the Kaggle download',
-    '  inpaint   repair your own image files with a trained model',
+    '  inpaint   repair your own image files (the released model, or a trained workdir)',
     '  serve     the local web page (and its API) to paint holes and repair them',
-    '  export    write a trained model as one file that needs only jax and numpy',
+    '  export    write a model as one file that needs only jax and numpy',
     '  lr_sweep  the learning-rate search: one short run per rate',
 ]
 
@@ -61,25 +61,25 @@ def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
   assert result.returncode == 0, result.stdout
   lines = result.stdout.splitlines()
   assert lines[:6] == [
-      f'{command}: repair your own image files with a trained model',
+      f'{command}: repair your own image files (the released model, or a trained workdir)',
       '',
       'example:',
-      f'  {command} --workdir=/tmp/flax_inpaint_demo --input=photos/ --mask=masks/ '
-      '--output=repaired/',
+      f'  {command} --input=photos/ --mask=masks/ --output=repaired/',
       '',
       'flags:',
   ]
   assert [line.split()[0] for line in lines[6:]] == [
-      '--workdir',
       '--input',
       '--mask',
       '--output',
+      '--model',
+      '--workdir',
       '--mask_threshold',
       '--overwrite',
       '--config',
       '--config.FIELD=VALUE',
   ]
-  assert lines[10] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
+  assert lines[11] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
 
 
 def test_helpfull_is_every_modes_help():

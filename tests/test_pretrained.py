@@ -8,7 +8,6 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from conftest import build
 from conftest import load_config
 from conftest import run_main
@@ -211,14 +210,12 @@ def test_the_release_recipe_is_evaluated_on_the_default_masks():
   assert differing == []
 
 
-CANDIDATE = ROOT / 'candidates' / 'album-covers-2026-12-02'
-
-
-def test_the_kept_candidate_loads_and_beats_its_push_pull_start_on_photos():
-  """The CPU run's params kept for the next run (candidates/): they load as a release folder
-  and repair scikit-image's photos better than the push-pull fill they correct."""
-  inpainter = Inpainter.from_pretrained(CANDIDATE)
-  config = pretrained.read_config(CANDIDATE)
+@SHIPPED
+def test_the_release_beats_the_push_pull_fill_it_corrects_on_photos():
+  """scikit-image's photos, which the release never saw: better than its own starting fill
+  inside the holes, and every pixel outside them kept."""
+  inpainter = Inpainter.from_pretrained()
+  config = pretrained.read_config(pretrained.release_dir(pretrained.DEFAULT_RELEASE))
   photos = images_lib.sample_photos(128)
   ours, fill = [], []
   for index, photo in enumerate(photos):

@@ -28,17 +28,16 @@ TINY = ['--config.model.size=tiny', '--config.data.image_size=32', '--config.mas
 # A row's command is run as written plus these flags (only to make it fast).
 FAST = {
     'override any field': ['--config.train.num_steps=2'],
-    "start a run from another's params": [
+    'evaluate the released model': ['--config.eval.num_images=2'],
+    # The release's own model (init_from checks it), on small images and crops.
+    'fine-tune the release on your images': [
         '--config.train.num_steps=1',
         '--config.train.batch_size=4',
         '--config.train.warmup_steps=0',
         '--config.train.num_sample_images=2',
         '--config.eval.num_images=2',
-        '--config.model.size=tiny',
-        '--config.model.coarse_fill=none',
-        '--config.model.bottleneck=dilated',
-        '--config.data.image_size=32',
-        '--config.data.crop_size=16',
+        '--config.data.image_size=64',
+        '--config.data.crop_size=32',
         '--config.masks.patch_size=8',
         '--config.masks.stroke_width=(1,5)',
     ],
