@@ -15,6 +15,9 @@ Then `python main.py --mode=eval --model=NAME --output=OUT` gives the card's num
   # Its tables, one per mask kind (hole PSNR, SSIM, LPIPS per method), from eval metrics.json
   # files (several: their methods side by side, when they scored the same images and masks):
   python tools/release.py tables --metrics=OUT/metrics.json[,BASELINES/metrics.json]
+  # Per image, the model's LPIPS against a classical fill's (is a small mean margin real?):
+  python tools/release.py paired --workdir=flax_inpaint/weights/releases/album-covers \
+      --eval_dir=../shared/data/album-covers-dev/val --kinds=boxes --baseline=ns
 """
 
 import json
@@ -42,14 +45,15 @@ from flax_inpaint.weights import pretrained
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    'workdir', None, '`curve`, `write`: the training run; `grid`: a run or a release.'
+    'workdir', None, '`curve`, `write`: the training run; `grid`, `paired`: a run or a release.'
 )
-flags.DEFINE_string('eval_dir', None, '`curve`, `write`: the folder of eval images.')
+flags.DEFINE_string('eval_dir', None, '`curve`, `write`, `paired`: the folder of eval images.')
 flags.DEFINE_string('name', pretrained.DEFAULT_RELEASE, '`write`: the release name.')
 flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.')
 flags.DEFINE_integer('num_images', 200, 'Eval images.')
 flags.DEFINE_string('output', None, '`grid`: the PNG to write.')
 flags.DEFINE_list('metrics', [], '`tables`: eval metrics.json files.')
+flags.DEFINE_string('baseline', 'ns', '`paired`: the classical fill to compare with.')
 flags.DEFINE_integer('every', 1, '`curve`: only the checkpoints of steps that divide by this.')
 # Storage in float16 must not move the eval by this much (hole PSNR, dB, any kind).
 FLOAT16_TOLERANCE_DB = 0.02
@@ -57,7 +61,7 @@ FLOAT16_TOLERANCE_DB = 0.02
 
 def _setup(workdir):
   if not FLAGS.eval_dir:
-    raise app.UsageError('curve and write need --eval_dir=FOLDER (the eval images)')
+    raise app.UsageError('curve, write and paired need --eval_dir=FOLDER (the eval images)')
   config = config_lib.read_config_json(workdir)
   config.eval.dir, config.eval.num_images = FLAGS.eval_dir, FLAGS.num_images
   config = config_lib.resolve(config, mode='eval')
@@ -161,6 +165,30 @@ def grid(source):
   print(f'Wrote {FLAGS.output}')
 
 
+def paired(source):
+  """Per kind: mean LPIPS of the model and of --baseline on the same images and masks, the
+  paired difference's 95% bootstrap interval, and on how many images the model is lower."""
+  components, images, holes = _setup(source)
+  variables, _ = setup.load_trained(components, source)
+  repair = evaluate.model_repairer(components, variables, components.config.eval.batch_size)
+  scorer = evaluate.LpipsScorer(components.config)
+  if scorer.linear is None:
+    raise app.UsageError(f'paired needs the LPIPS weights: {scorer.reason}')
+  baseline = baselines.repairers()[FLAGS.baseline]
+  rng = np.random.default_rng(0)
+  for kind in FLAGS.kinds:
+    ours = scorer(repair(images, holes[kind]), images)
+    theirs = scorer(np.asarray(baseline(images, holes[kind]), np.float32), images)
+    diff = ours - theirs
+    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(10_000)]
+    low, high = np.percentile(means, [2.5, 97.5])
+    print(
+        f'{kind}: LPIPS model {ours.mean():.4f}, {FLAGS.baseline} {theirs.mean():.4f}, '
+        f'difference {diff.mean():+.4f} (95% bootstrap [{low:+.4f}, {high:+.4f}]); '
+        f'the model lower on {(diff < 0).sum()} of {len(diff)} images'
+    )
+
+
 def tables(_):
   """Markdown: per mask kind, hole PSNR / SSIM / LPIPS of every method of the --metrics files."""
   by_kind, meta = {}, None
@@ -183,7 +211,7 @@ def tables(_):
 
 
 def main(argv):
-  commands = {'curve': curve, 'write': write, 'grid': grid, 'tables': tables}
+  commands = {'curve': curve, 'write': write, 'grid': grid, 'tables': tables, 'paired': paired}
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(
         f'usage: tools/release.py {{{",".join(commands)}}} --workdir=W ' '--eval_dir=D'
