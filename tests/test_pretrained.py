@@ -64,7 +64,7 @@ def test_an_unknown_release_is_one_line():
 
 SHIPPED = pytest.mark.skipif(
     not pretrained.names(),
-    reason='no release is shipped yet (issue 22: no CPU run has beaten every classical fill in LPIPS on every kind)',
+    reason='no release is shipped in this version',
 )
 
 
@@ -215,7 +215,7 @@ def test_the_release_beats_the_push_pull_fill_it_corrects_on_photos():
   """scikit-image's photos, which the release never saw: better than its own starting fill
   inside the holes, and every pixel outside them kept."""
   inpainter = Inpainter.from_pretrained()
-  config = pretrained.read_config(pretrained.release_dir(pretrained.DEFAULT_RELEASE))
+  config = pretrained.read_config(pretrained.release_dir())
   photos = images_lib.sample_photos(128)
   ours, fill = [], []
   for index, photo in enumerate(photos):

@@ -53,7 +53,9 @@ flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.'
 flags.DEFINE_integer('num_images', 200, 'Eval images.')
 flags.DEFINE_string('output', None, '`grid`: the PNG to write.')
 flags.DEFINE_list('metrics', [], '`tables`: eval metrics.json files.')
-flags.DEFINE_string('baseline', 'ns', '`paired`: the classical fill to compare with.')
+flags.DEFINE_enum(
+    'baseline', 'ns', list(baselines.BASELINES), '`paired`: the classical fill to compare with.'
+)
 flags.DEFINE_integer('every', 1, '`curve`: only the checkpoints of steps that divide by this.')
 # Storage in float16 must not move the eval by this much (hole PSNR, dB, any kind).
 FLOAT16_TOLERANCE_DB = 0.02
