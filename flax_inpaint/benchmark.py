@@ -9,4 +9,5 @@ from flax_inpaint import cli
 from flax_inpaint.modes import benchmark
 
 if __name__ == '__main__':
+  benchmark.define_flags()
   cli.run_app(benchmark.main, sys.argv)

@@ -26,7 +26,7 @@ import importlib
 import logging as py_logging
 import pathlib
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from absl import app
 from absl import flags
@@ -48,7 +48,7 @@ MODES = {
     'export': 'write a model as one file that needs only jax and numpy',
     'lr_sweep': 'the learning-rate search: one short run per rate',
 }
-# The module in modes/ that runs each mode (its `run_mode`).
+# The module in modes/ that runs each mode (its `main(config, workdir, flag_values)`).
 MODE_MODULES = {
     'train': 'train',
     'lr_sweep': 'train',
@@ -99,10 +99,15 @@ _QUIET_PATHS = ('/jax/_src/', '/matplotlib/', '/orbax/')
 FLAGS = flags.FLAGS
 
 
+_defined = []
+
+
 def define_flags() -> None:
-  """main.py's flags (not at import: the benchmarks import this module for run_app)."""
-  if 'workdir' in FLAGS:
+  """main.py's flags, once per process (not at import: the benchmarks import this module
+  for run_app and define their own)."""
+  if _defined:
     return
+  _defined.append(True)
   config_flags.DEFINE_config_file(
       'config',
       None,
@@ -271,16 +276,16 @@ def _mode_config(mode, workdir):
   return command_line.overridden_saved_config(workdir, _overrides_without_config)
 
 
-def _trained_source(mode) -> Tuple[str, Optional[str]]:
-  """(the folder a trained mode reads: --workdir, or the release of --model (default
-  pretrained.DEFAULT_RELEASE); eval's output folder for a release, else None)."""
+def _trained_source(mode) -> str:
+  """The folder a trained mode reads: --workdir, or the release of --model (default
+  pretrained.DEFAULT_RELEASE)."""
   if FLAGS.model and FLAGS.workdir:
     raise errors.UsageError(
         f'--model={FLAGS.model} and --workdir={FLAGS.workdir}: give one of them '
         '(--workdir: a training run; --model: a released model)'
     )
   if FLAGS.workdir:
-    return FLAGS.workdir, None
+    return FLAGS.workdir
   if not FLAGS.model and not pretrained.names():
     raise errors.UsageError(
         f'--mode={mode} needs --workdir=DIR (a training run): no released model '
@@ -292,15 +297,15 @@ def _trained_source(mode) -> Tuple[str, Optional[str]]:
         '--mode=eval of the released model needs --output=DIR for its tables '
         '(or --workdir=DIR to evaluate a training run)'
     )
-  return release, FLAGS.output if mode == 'eval' else None
+  return release
 
 
 def main(argv):
   if len(argv) > 1:
     raise errors.UsageError(f'unexpected arguments {argv[1:]}: modes are {", ".join(MODES)}')
-  mode, workdir, eval_dir = FLAGS.mode, FLAGS.workdir, None
+  mode, workdir = FLAGS.mode, FLAGS.workdir
   if mode in TRAINED_MODES:
-    workdir, eval_dir = _trained_source(mode)
+    workdir = _trained_source(mode)
   elif FLAGS.model:
     raise errors.UsageError(
         f'--model is for {", ".join(TRAINED_MODES)}; --mode={mode} trains: to '
@@ -313,7 +318,7 @@ def main(argv):
     distributed.maybe_initialize(config.distributed)
   # Only the mode that runs is imported: each loads what it needs (TensorFlow, uvicorn).
   mode_module = importlib.import_module(f'flax_inpaint.modes.{MODE_MODULES[mode]}')
-  mode_module.run_mode(mode, config, workdir, FLAGS, eval_dir=eval_dir)
+  mode_module.main(config, workdir, FLAGS)
 
 
 # The exception types that are the user's to fix: one line, exit status 2.

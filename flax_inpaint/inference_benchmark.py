@@ -9,4 +9,5 @@ from flax_inpaint import cli
 from flax_inpaint.modes import inference_benchmark
 
 if __name__ == '__main__':
+  inference_benchmark.define_flags()
   cli.run_app(inference_benchmark.main, sys.argv)

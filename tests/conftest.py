@@ -44,10 +44,10 @@ def test_config():
 
 def build(config, **kwargs):
   """setup.build of the resolved config, as every mode does."""
-  from flax_inpaint.config import config_lib
   from flax_inpaint.train import setup
+  from flax_inpaint.train import validation
 
-  return setup.build(config_lib.resolve(config), **kwargs)
+  return setup.build(validation.resolve(config), **kwargs)
 
 
 def random_batches(config, count=1000, seed=0):
@@ -61,9 +61,12 @@ def random_batches(config, count=1000, seed=0):
 def train_tiny(config, workdir, hooks=()):
   """The real training loop on random images, no TensorFlow: the final state."""
   from flax_inpaint.train import loop
+  from flax_inpaint.train import setup
 
+  parts = build(config)
   return loop.run_loop(
-      build(config),
+      parts,
+      setup.initial_state(parts, workdir),
       workdir,
       train_batches=random_batches(config),
       writer=loop.LogOnlyWriter(),

@@ -24,6 +24,7 @@ from flax_inpaint.train import loop
 from flax_inpaint.train import setup
 from flax_inpaint.train import sharding
 from flax_inpaint.train import steps
+from flax_inpaint.train import validation
 
 
 def main():
@@ -45,7 +46,7 @@ def main():
   if '--loop' in sys.argv:
     run_loop_until_signalled(config, out, process_id)
     return
-  parts = setup.build(config_lib.resolve(config))
+  parts = setup.build(validation.resolve(config))
   mesh, model, tx, vgg_params = parts.mesh, parts.model, parts.tx, parts.vgg_params
   state = steps.create_train_state(model, tx, config.data.image_size, 0, mesh)
   step = steps.make_train_step(model, tx, parts.config, mesh)
@@ -70,8 +71,10 @@ def run_loop_until_signalled(config, workdir, process_id):
   batches = (rng.integers(0, 256, (local, 32, 32, 3), np.uint8) for _ in range(10**6))
   started = f'{workdir}.started{process_id}'
   hooks = [lambda step: open(started, 'w').close() if step == 10 else None]
+  parts = setup.build(validation.resolve(config))
   state = loop.run_loop(
-      setup.build(config_lib.resolve(config)),
+      parts,
+      setup.initial_state(parts, workdir),
       workdir,
       train_batches=batches,
       writer=loop.LogOnlyWriter(),

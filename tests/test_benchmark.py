@@ -15,12 +15,14 @@ CORE_MODULES = (
     'nn.vgg16',
     'weights.vgg_weights',
     'train.losses',
-    'train.masks',
+    'data.masks',
+    'data.crops',
     'train.steps',
     'train.sharding',
     'train.checkpointing',
     'train.setup',
     'config.config_lib',
+    'train.validation',
     'train.loop',
     'inference.api',
     'modes.benchmark',
@@ -28,6 +30,7 @@ CORE_MODULES = (
     'modes.inpaint',
     'evaluation.metrics',
     'evaluation.baselines',
+    'train.samples',
 )
 
 
@@ -92,11 +95,11 @@ def test_reference_workload_counts_227_gflop_per_image():
 import jax, numpy as np
 from flax_inpaint.config import config_lib
 from flax_inpaint.modes import benchmark
-from flax_inpaint.train import setup as components, steps
+from flax_inpaint.train import setup as components, steps, validation
 config = config_lib.load_sibling('configs/x.py', 'reference')
 config.train.batch_size = 4  # One image per virtual device.
 config.data.data_dir = '/tmp/unused'
-parts = components.build(config_lib.resolve(config))
+parts = components.build(validation.resolve(config))
 state = jax.eval_shape(lambda: steps.init_state(parts.model, parts.tx, 256, 0))
 step = steps.make_train_step(parts.model, parts.tx, parts.config, parts.mesh)
 jaxpr = jax.make_jaxpr(step)(state, np.zeros((4, 256, 256, 3), np.uint8), parts.vgg_params,

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flax_inpaint.inference import crops
+from flax_inpaint.data import crops
 from flax_inpaint.nn import models
 from flax_inpaint.train import steps
 

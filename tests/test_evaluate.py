@@ -13,6 +13,7 @@ from flax_inpaint import errors
 from flax_inpaint.evaluation import baselines
 from flax_inpaint.evaluation import evaluate
 from flax_inpaint.evaluation import metrics
+from flax_inpaint.modes import eval as eval_mode
 from flax_inpaint.train import setup
 
 
@@ -139,7 +140,7 @@ def test_eval_mode_writes_every_kind_and_bin(trained_workdir, tmp_path):
   config, workdir = trained_workdir
   config = config.copy_and_resolve_references()
   config.eval.mask_kinds = ('squares', 'strokes')
-  payload = evaluate.run(config, workdir, tmp_path)
+  payload = eval_mode.run(config, workdir, tmp_path)
   written = json.loads((tmp_path / 'metrics.json').read_text())
   assert written == json.loads(json.dumps(payload))
   assert set(written['by_mask_kind']) == {'squares', 'strokes'}
@@ -158,7 +159,7 @@ def test_baselines_alone_need_no_checkpoint(tmp_path, test_config):
   test_config.eval.dir = str(tmp_path / 'val')
   test_config.eval.model = False
   test_config.eval.mask_kinds = ('boxes',)
-  payload = evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
+  payload = eval_mode.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
   assert 'ours' not in payload and set(payload['by_mask_kind']['boxes']) == {
       'pushpull',
       'telea',
@@ -177,7 +178,7 @@ def test_baseline_methods_choose_the_baselines(tmp_path, test_config):
   test_config.eval.dir = str(tmp_path / 'val')
   test_config.eval.model = False
   test_config.eval.baseline_methods = ('pushpull', 'ns')
-  payload = evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
+  payload = eval_mode.run(test_config, tmp_path / 'no_run', tmp_path / 'eval')
   assert set(payload['by_mask_kind']['squares']) == {'pushpull', 'ns'}
   test_config.eval.baseline_methods = ('pushpull', 'magic')
   with pytest.raises(
@@ -185,4 +186,4 @@ def test_baseline_methods_choose_the_baselines(tmp_path, test_config):
       match=r"^config.eval.baseline_methods='magic' is "
       r"unknown; use one of \['pushpull', 'telea', 'ns', 'mean_fill', 'masked'\]$",
   ):
-    evaluate.run(test_config, tmp_path / 'no_run', tmp_path / 'eval2')
+    eval_mode.run(test_config, tmp_path / 'no_run', tmp_path / 'eval2')

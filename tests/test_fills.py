@@ -9,13 +9,13 @@ from conftest import build
 from conftest import load_config
 from conftest import train_tiny
 from flax_inpaint import errors
-from flax_inpaint.config import config_lib
+from flax_inpaint.data import masks
 from flax_inpaint.evaluation import baselines
 from flax_inpaint.nn import fills
 from flax_inpaint.nn import models
-from flax_inpaint.train import masks
 from flax_inpaint.train import sharding
 from flax_inpaint.train import steps
+from flax_inpaint.train import validation
 
 
 def fill(image, hole):
@@ -147,7 +147,7 @@ def test_training_on_crops_draws_holes_on_the_crop(tmp_path):
   config = load_config('test')
   config.data.source, config.data.dir = 'folder', str(tmp_path / 'train')
   config.data.image_size, config.data.crop_size = 64, 32
-  images = next(pipeline.train_batches(config_lib.resolve(config)))
+  images = next(pipeline.train_batches(validation.resolve(config)))
   assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8
 
 
@@ -159,7 +159,7 @@ def test_a_bad_crop_size_is_one_line():
       match=r'^config.data.crop_size=40 must be at '
       r'most data.image_size=32 and divisible by 4, or None$',
   ):
-    config_lib.resolve(config)
+    validation.resolve(config)
 
 
 def test_ema_params_are_the_moving_average_of_the_params():

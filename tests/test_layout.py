@@ -1,5 +1,6 @@
-"""The package's layout: which folder may import what, no import cycles, imports at the top,
-no module over 450 lines. Each rule is checked on the real tree and, to show it can fail,
+"""The package's layout: folders in layers that import only downwards, no two folders
+importing each other, which folder may import which library, no import cycles, imports at
+the top, no module over 450 lines. Each rule is checked on the real tree and, to show it can fail,
 on a small tree that breaks it."""
 
 import ast
@@ -33,16 +34,29 @@ ONLY_IN = {
     'uvicorn': {'modes/serve.py'},
     'starlette': {'serve/app.py'},
 }
-# Folder -> what its modules never import (libraries, or folders of the package).
+# The package's folders from the bottom up: a folder imports only folders of lower layers
+# (the top-level errors.py is below them all; cli.py and the entry points above them all).
+LAYERS = (
+    ('config', 'nn', 'data'),
+    ('weights',),
+    ('evaluation',),
+    ('train',),
+    ('inference',),
+    ('serve',),
+    ('modes',),
+)
+LAYER_OF = {folder: i for i, layer in enumerate(LAYERS) for folder in layer}
+# Folder -> libraries its modules never import.
 NEVER = {
-    'nn': {'tensorflow', 'orbax', 'clu', 'optax'}
-    | {f'flax_inpaint.{f}' for f in ('config', 'data', 'train', 'evaluation', 'inference')},
-    'data': {'flax', 'orbax', 'clu', 'optax'}
-    | {f'flax_inpaint.{f}' for f in ('config', 'nn', 'train', 'evaluation', 'inference')},
-    'inference': {'tensorflow', 'tensorflow_datasets', 'orbax', 'clu'},
-    'serve': {'tensorflow', 'orbax', 'clu', 'optax', 'flax'}
-    | {f'flax_inpaint.{f}' for f in ('config', 'nn', 'train', 'evaluation', 'weights')},
+    'config': {'flax', 'optax', 'orbax', 'tensorflow', 'clu'},
+    'nn': {'tensorflow', 'orbax', 'clu', 'optax'},
+    'data': {'flax', 'orbax', 'clu', 'optax'},
     'weights': {'tensorflow', 'orbax', 'clu', 'optax'},
+    'evaluation': {'tensorflow', 'orbax', 'clu', 'optax'},
+    'train': {'tensorflow', 'tensorflow_datasets', 'clu'},
+    'inference': {'tensorflow', 'tensorflow_datasets', 'orbax', 'clu'},
+    'serve': {'tensorflow', 'orbax', 'clu', 'optax', 'flax'},
+    'modes': set(),
 }
 # Imports of the package's own modules inside functions, each for a reason.
 LAZY_OWN_IMPORTS = {
@@ -51,11 +65,9 @@ LAZY_OWN_IMPORTS = {
     # eval on a prepared TFDS split needs TensorFlow; eval on a folder does not.
     ('flax_inpaint.evaluation.evaluate', 'flax_inpaint.data.pipeline'),
     # An export runs with jax and numpy only; a run or a release needs flax and orbax.
-    ('flax_inpaint.inference.api', 'flax_inpaint.inference.from_run'),
-    # OpenCV, only for the classical methods.
-    ('flax_inpaint.inference.api', 'flax_inpaint.evaluation.baselines'),
+    ('flax_inpaint.inference.api', 'flax_inpaint.train.setup'),
 }
-MAX_LAZY_OWN_IMPORTS = 12
+MAX_LAZY_OWN_IMPORTS = 4
 
 
 def module_name(path: pathlib.Path, root: pathlib.Path) -> str:
@@ -92,11 +104,45 @@ def scan(root: pathlib.Path):
   return found
 
 
+def _folder_of(target: str):
+  """'train' for flax_inpaint.train.setup; None for a top-level module or another library."""
+  parts = target.split('.')
+  return parts[1] if parts[0] == 'flax_inpaint' and len(parts) > 2 else None
+
+
+def _layer_problem(path, folder, target):
+  """The line for `path` (in `folder`/) importing `target` against the layers, or None."""
+  other = _folder_of(target)
+  if folder is None or other is None or other == folder:
+    return None
+  if folder not in LAYER_OF:
+    return f'{path}: {folder}/ has no place in LAYERS'
+  if other in LAYER_OF and LAYER_OF[other] >= LAYER_OF[folder]:
+    below = sorted(f for f, i in LAYER_OF.items() if i < LAYER_OF[folder])
+    allowed = 'only ' + ', '.join(f'{f}/' for f in below) if below else 'no folder of the package'
+    return f'{path} imports {target} ({folder}/ imports {allowed})'
+  return None
+
+
+def folder_pairs(found):
+  """The pairs of folders that import each other, as 'a/ <-> b/' lines."""
+  edges = {
+      (path.split('/')[0], _folder_of(target))
+      for path, imports in found.items()
+      if '/' in path
+      for target, _ in imports
+      if _folder_of(target) not in (None, path.split('/')[0])
+  }
+  return sorted(f'{a}/ <-> {b}/' for a, b in edges if a < b and (b, a) in edges)
+
+
 def broken_rules(root: pathlib.Path):
   """Every broken rule, one line each."""
   found, problems = scan(root), []
   for path, imports in found.items():
     folder = path.split('/')[0] if '/' in path else None
+    if folder is not None and folder not in NEVER:
+      problems.append(f'{folder}/ has no rule in NEVER')
     for target, _ in imports:
       top = target.split('.')[0]
       if top in ONLY_IN and path not in ONLY_IN[top]:
@@ -104,6 +150,9 @@ def broken_rules(root: pathlib.Path):
       for never in NEVER.get(folder, ()):
         if target == never or target.startswith(never + '.'):
           problems.append(f'{path} imports {target} ({folder}/ never imports {never})')
+      layer_problem = _layer_problem(path, folder, target)
+      if layer_problem:
+        problems.append(layer_problem)
       if target.startswith('flax_inpaint.modes') and folder != 'modes':
         if path != 'cli.py' and path not in ENTRY_POINTS:
           problems.append(f'{path} imports {target} (only the cli and entry points import modes/)')
@@ -121,7 +170,10 @@ def broken_rules(root: pathlib.Path):
   }
   problems += [f'{m} imports {t} inside a function' for m, t in sorted(lazy - LAZY_OWN_IMPORTS)]
   if len(lazy) > MAX_LAZY_OWN_IMPORTS:
-    problems.append(f'{len(lazy)} in-function imports of the package (at most 12)')
+    problems.append(
+        f'{len(lazy)} in-function imports of the package (at most {MAX_LAZY_OWN_IMPORTS})'
+    )
+  problems += [f'folders import each other: {pair}' for pair in folder_pairs(found)]
   problems += [f'import cycle: {" -> ".join(c)}' for c in cycles(root, found)]
   return problems
 
@@ -152,6 +204,10 @@ def test_the_package_keeps_its_layout_rules():
   assert broken_rules(PACKAGE) == []
 
 
+def test_no_two_folders_import_each_other():
+  assert folder_pairs(scan(PACKAGE)) == []
+
+
 def test_every_subpackage_says_what_it_holds():
   folders = sorted(p.parent.name for p in PACKAGE.glob('*/__init__.py'))
   assert folders == [
@@ -165,6 +221,7 @@ def test_every_subpackage_says_what_it_holds():
       'train',
       'weights',
   ]
+  assert sorted(LAYER_OF) == sorted(NEVER) == folders
   for folder in folders:
     assert ast.get_docstring(ast.parse((PACKAGE / folder / '__init__.py').read_text())), folder
 
@@ -174,7 +231,32 @@ def test_every_subpackage_says_what_it_holds():
     [
         (
             {'nn/models.py': 'from flax_inpaint.train import steps\n', 'train/steps.py': ''},
-            'nn/models.py imports flax_inpaint.train.steps (nn/ never imports flax_inpaint.train)',
+            'nn/models.py imports flax_inpaint.train.steps (nn/ imports no folder of the package)',
+        ),
+        (
+            {
+                'weights/pretrained.py': 'from flax_inpaint.train import setup\n',
+                'train/setup.py': '',
+            },
+            'weights/pretrained.py imports flax_inpaint.train.setup (weights/ imports only '
+            'config/, data/, nn/)',
+        ),
+        (
+            {'config/schema.py': 'import flax\n'},
+            'config/schema.py imports flax (config/ never imports flax)',
+        ),
+        (
+            {
+                'left/a.py': 'from flax_inpaint.right import b\n',
+                'right/b.py': 'from flax_inpaint.left import c\n',
+                'left/c.py': '',
+            },
+            'folders import each other: left/ <-> right/',
+        ),
+        ({'extra/a.py': ''}, 'extra/ has no rule in NEVER'),
+        (
+            {'extra/a.py': 'from flax_inpaint.nn import b\n', 'nn/b.py': ''},
+            'extra/a.py: extra/ has no place in LAYERS',
         ),
         (
             {'nn/models.py': 'import optax\n'},

@@ -14,6 +14,7 @@ from conftest import load_config
 from conftest import run_main
 from flax_inpaint.data import images as images_lib
 from flax_inpaint.train import loop
+from flax_inpaint.train import setup
 from flax_inpaint.train import sharding
 from flax_inpaint.train import steps
 
@@ -130,6 +131,7 @@ def test_training_uses_the_file_masks(tmp_path):
   parts = build(config)
   state = loop.run_loop(
       parts,
+      setup.initial_state(parts, tmp_path / 'run'),
       tmp_path / 'run',
       train_batches=iter(take_batches(parts.config, 3)),
       writer=loop.LogOnlyWriter(),

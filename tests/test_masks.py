@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from flax_inpaint.config import config_lib
 from flax_inpaint.config import schema
+from flax_inpaint.data import masks
 from flax_inpaint.evaluation import metrics
-from flax_inpaint.train import masks
+from flax_inpaint.train import validation
 
 
 def brute_force(corners, height, width, size):
@@ -389,22 +389,22 @@ def test_hole_area_bins_of_float32_means_match_pixel_counts():
 def test_validate_names_the_bad_field(field, value):
   # A dict: ConfigDict itself refuses some of these types.
   with pytest.raises(ValueError, match=rf'^config\.masks\.{field}='):
-    config_lib.validate_mask_config({**mask_config().to_dict(), field: value}, 32)
+    validation.validate_mask_config({**mask_config().to_dict(), field: value}, 32)
 
 
 def test_validate_message_and_valid_configs():
   with pytest.raises(ValueError) as error:
-    config_lib.validate_mask_config(mask_config(boxes_per_image=(3, 1)), 256)
+    validation.validate_mask_config(mask_config(boxes_per_image=(3, 1)), 256)
   assert str(error.value) == (
       'config.masks.boxes_per_image=(3, 1) is not an inclusive range (lo, hi) of whole '
       'numbers with 1 <= lo <= hi <= 32: pass e.g. --config.masks.boxes_per_image=(1,3)'
   )
   with pytest.raises(ValueError) as error:
-    config_lib.validate_mask_config(mask_config(kind='files'), 256)
+    validation.validate_mask_config(mask_config(kind='files'), 256)
   assert str(error.value) == (
       "config.masks.kind='files' needs a folder of mask images: pass " '--config.masks.dir=FOLDER'
   )
   for kind in masks.DRAWN_KINDS:
-    config_lib.validate_mask_config(mask_config(kind=kind), 256)
-  config_lib.validate_mask_config(mask_config(kind='files', dir='/masks'), 256)
-  config_lib.validate_mask_config({**mask_config().to_dict(), 'mix': [0, 0, 1]}, 256)
+    validation.validate_mask_config(mask_config(kind=kind), 256)
+  validation.validate_mask_config(mask_config(kind='files', dir='/masks'), 256)
+  validation.validate_mask_config({**mask_config().to_dict(), 'mix': [0, 0, 1]}, 256)

@@ -8,7 +8,6 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import build
 from conftest import load_config
 from conftest import run_main
 from conftest import train_tiny
@@ -16,8 +15,8 @@ from flax_inpaint import Inpainter
 from flax_inpaint import errors
 from flax_inpaint.config import config_lib
 from flax_inpaint.data import images as images_lib
+from flax_inpaint.data import masks
 from flax_inpaint.evaluation import metrics
-from flax_inpaint.train import masks
 from flax_inpaint.train import setup
 from flax_inpaint.weights import pretrained
 
@@ -32,8 +31,8 @@ def scratch(size=64, seed=0):
 
 @pytest.mark.parametrize('storage', ['float32', 'float16'])
 def test_a_written_release_repairs_like_its_workdir(tiny_run, tmp_path, storage):
-  config = config_lib.config_for_workdir(None, tiny_run, mode='inpaint')
-  variables, step = setup.load_trained(build(config, training=False), tiny_run)
+  trained = setup.load_trained(tiny_run)
+  variables, step = trained.variables, trained.step
   pretrained.write(
       jax.device_get(variables['params']),
       step,

@@ -157,7 +157,7 @@ def test_an_unknown_method_is_400(client):
       data={'method': 'magic'},
   )
   assert response.status_code == 400
-  assert response.json() == {'error': 'field "method" must be one of model, pushpull, ns, telea'}
+  assert response.json() == {'error': 'field "method" must be one of model, pushpull, telea, ns'}
 
 
 @pytest.mark.parametrize('channels,mode', [(1, 'L'), (4, 'RGBA')])
@@ -352,7 +352,7 @@ def test_health(client, inpainter):
           'strategy': 'crop',
           'window_sizes': list(inpainter.options.run_sides),
       },
-      'methods': ['model', 'pushpull', 'ns', 'telea'],
+      'methods': ['model', 'pushpull', 'telea', 'ns'],
       'hole_threshold': 128,
       'limits': {'max_pixels': 25_000_000, 'max_upload_mb': 50},
   }
@@ -364,6 +364,7 @@ def test_openapi_describes_the_api(client):
   inpaint = schema['paths']['/api/inpaint']['post']
   form = inpaint['requestBody']['content']['multipart/form-data']['schema']
   assert form['required'] == ['image', 'mask']
+  assert form['properties']['method']['enum'] == ['model', 'pushpull', 'telea', 'ns']
   assert set(inpaint['responses']) == {'200', '400', '413', '422'}
   assert 'image/png' in inpaint['responses']['200']['content']
   assert 'get' in schema['paths']['/api/health']

@@ -12,9 +12,10 @@ from flax_inpaint import errors
 from flax_inpaint.config import config_lib
 from flax_inpaint.nn import models
 from flax_inpaint.train import checkpointing
-from flax_inpaint.train import loop
+from flax_inpaint.train import samples
 from flax_inpaint.train import sharding
 from flax_inpaint.train import steps
+from flax_inpaint.train import validation
 
 
 def batch(size=32, count=4, seed=0):
@@ -120,22 +121,22 @@ def test_bad_config_names_the_field(test_config, field, value, message):
   section, name = field.split('.')
   test_config[section][name] = value
   with pytest.raises(errors.ConfigError, match=message):
-    config_lib.validate(test_config)
+    validation.validate(test_config)
 
 
 def test_unknown_field_is_rejected(test_config):
   test_config.train.unlock()
   test_config.train.lrr = 1.0
   with pytest.raises(errors.ConfigError, match='config.train.lrr'):
-    config_lib.validate(test_config)
+    validation.validate(test_config)
 
 
 def test_resolve_fills_vgg_dtype_and_freezes(test_config):
   test_config.model.dtype = 'bfloat16'
-  resolved = config_lib.resolve(test_config)
+  resolved = validation.resolve(test_config)
   assert resolved.loss.vgg_dtype == 'bfloat16'
   test_config.loss.vgg_dtype = 'float32'
-  assert config_lib.resolve(test_config).loss.vgg_dtype == 'float32'
+  assert validation.resolve(test_config).loss.vgg_dtype == 'float32'
   with pytest.raises(AttributeError):
     resolved.train.lr = 1.0  # Frozen: no function below the top changes it.
 
@@ -143,9 +144,9 @@ def test_resolve_fills_vgg_dtype_and_freezes(test_config):
 def test_missing_vgg_weights_turn_the_term_off_only_when_allowed(tmp_path, test_config):
   test_config.loss.vgg_weights = str(tmp_path / 'none.npz')
   with pytest.raises(Exception, match='No VGG16 weights at'):
-    config_lib.resolve(test_config)
+    validation.resolve(test_config)
   test_config.loss.require_vgg = False
-  resolved = config_lib.resolve(test_config)
+  resolved = validation.resolve(test_config)
   assert resolved.loss.perceptual_weight == 0.0 and resolved.loss.style_weight == 0.0
   assert build(test_config).vgg_params is None
 
@@ -215,7 +216,7 @@ def test_every_shipped_config_is_valid(name):
     config.data.data_dir = '/tmp/tfds'  # Set on the command line by users.
   if config.data.source == 'folder':
     config.data.dir = '/tmp/covers'  # Set on the command line by users.
-  config_lib.validate(config, num_devices=1)
+  validation.validate(config, num_devices=1)
   assert config.data.image_size % models.size_multiple(config.model) == 0
 
 
@@ -286,10 +287,10 @@ def test_every_run_writes_the_config_it_used(tmp_path, test_config):
 )
 def test_sample_grids_show_the_training_kind(test_config, kind, mix, expected):
   test_config.masks.kind, test_config.masks.mix = kind, mix
-  assert loop.sample_kinds(test_config, 4) == expected
+  assert samples.sample_kinds(test_config, 4) == expected
   images = np.zeros((4, 32, 32, 3), np.uint8)
-  holes = loop.sample_masks(images, test_config, jax.random.key(0))
-  from flax_inpaint.train import masks
+  holes = samples.sample_masks(images, test_config, jax.random.key(0))
+  from flax_inpaint.data import masks
 
   for i, kind_i in enumerate(expected):
     np.testing.assert_array_equal(

@@ -35,12 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 from flax_inpaint.config import config_lib
 from flax_inpaint.data import images as images_lib
+from flax_inpaint.data import masks
 from flax_inpaint.evaluation import baselines
 from flax_inpaint.evaluation import evaluate
 from flax_inpaint.evaluation import metrics
 from flax_inpaint.train import checkpointing
-from flax_inpaint.train import masks
 from flax_inpaint.train import setup
+from flax_inpaint.train import steps
 from flax_inpaint.weights import pretrained
 
 FLAGS = flags.FLAGS
@@ -61,21 +62,23 @@ flags.DEFINE_integer('every', 1, '`curve`: only the checkpoints of steps that di
 FLOAT16_TOLERANCE_DB = 0.02
 
 
-def _setup(workdir):
+def _setup(source):
+  """(the trained model of `source` with --eval_dir as its eval set, the eval images as
+  floats, their holes of each kind)."""
   if not FLAGS.eval_dir:
     raise app.UsageError('curve, write and paired need --eval_dir=FOLDER (the eval images)')
-  config = config_lib.read_config_json(workdir)
+  directory = setup.trained_source(source)
+  config = config_lib.read_config_json(directory)
   config.eval.dir, config.eval.num_images = FLAGS.eval_dir, FLAGS.num_images
-  config = config_lib.resolve(config, mode='eval')
-  components = setup.build(config, training=False)
-  images, _ = evaluate.load_eval_set(config)
-  holes = {kind: evaluate.eval_masks(config, kind, len(images)) for kind in FLAGS.kinds}
-  return components, images.astype(np.float32) / 255.0, holes
+  trained = setup.load_trained(directory, config, mode='eval')
+  images, _ = evaluate.load_eval_set(trained.config)
+  holes = {kind: evaluate.eval_masks(trained.config, kind, len(images)) for kind in FLAGS.kinds}
+  return trained, images.astype(np.float32) / 255.0, holes
 
 
 def _hole_psnr(components, variables, images, holes) -> dict:
   """{kind: mean hole PSNR} of the model with `variables`."""
-  repair = evaluate.model_repairer(components, variables, components.config.eval.batch_size)
+  repair = steps.model_repairer(components, variables, components.config.eval.batch_size)
   return {
       kind: float(
           np.mean(
@@ -91,7 +94,8 @@ def _hole_psnr(components, variables, images, holes) -> dict:
 
 def curve(workdir):
   """One markdown row per kept checkpoint: step, crops seen, hole PSNR per kind."""
-  components, images, holes = _setup(workdir)
+  trained, images, holes = _setup(workdir)
+  components = trained.components
   manager = checkpointing.make_manager(workdir, read_only=True)
   checkpoint_steps = [s for s in sorted(manager.all_steps()) if s % FLAGS.every == 0]
   manager.close()
@@ -100,7 +104,7 @@ def curve(workdir):
   print('|---|---|' + '---|' * len(FLAGS.kinds))
   rows = []
   for step in checkpoint_steps:
-    variables, _ = setup.load_trained(components, workdir, step)
+    variables, _ = setup.trained_variables(components, workdir, step)
     scores = _hole_psnr(components, variables, images, holes)
     rows.append({'step': step, 'crops_seen': step * batch, **scores})
     print(
@@ -115,8 +119,8 @@ def curve(workdir):
 def write(workdir):
   """The latest checkpoint as flax_inpaint/weights/releases/NAME, in float16 when that is lossless
   enough (FLOAT16_TOLERANCE_DB)."""
-  components, images, holes = _setup(workdir)
-  variables, step = setup.load_trained(components, workdir)
+  trained, images, holes = _setup(workdir)
+  components, variables, step = trained.components, trained.variables, trained.step
   params = jax.device_get(variables['params'])
   half = jax.tree.map(lambda x: np.asarray(x, np.float16).astype(np.float32), params)
   full_db = _hole_psnr(components, variables, images, holes)
@@ -138,15 +142,9 @@ def write(workdir):
 
 def grid(source):
   """original | holes | push-pull | OpenCV NS | the model, one row per photo and mask kind."""
-  config = (
-      pretrained.read_config(source)
-      if pretrained.is_release(source)
-      else (config_lib.read_config_json(source))
-  )
-  config = config_lib.resolve(config, mode='inpaint')
-  components = setup.build(config, training=False)
-  variables, _ = setup.load_trained(components, source)
-  repair = evaluate.model_repairer(components, variables, 1)
+  trained = setup.load_trained(setup.trained_source(source))
+  config = trained.config
+  repair = steps.model_repairer(trained.components, trained.variables, 1)
   size = config.data.image_size
   photos = images_lib.sample_photos(size).astype(np.float32) / 255.0
   rows = []
@@ -170,10 +168,10 @@ def grid(source):
 def paired(source):
   """Per kind: mean LPIPS of the model and of --baseline on the same images and masks, the
   paired difference's 95% bootstrap interval, and on how many images the model is lower."""
-  components, images, holes = _setup(source)
-  variables, _ = setup.load_trained(components, source)
-  repair = evaluate.model_repairer(components, variables, components.config.eval.batch_size)
-  scorer = evaluate.LpipsScorer(components.config)
+  trained, images, holes = _setup(source)
+  config = trained.config
+  repair = steps.model_repairer(trained.components, trained.variables, config.eval.batch_size)
+  scorer = evaluate.LpipsScorer(config)
   if scorer.linear is None:
     raise app.UsageError(f'paired needs the LPIPS weights: {scorer.reason}')
   baseline = baselines.repairers()[FLAGS.baseline]

@@ -1,1 +1,1 @@
-"""The config schema with its defaults, its validation, and config.json."""
+"""Config: the schema with its defaults, config.json (written, read, compared), command-line configs."""

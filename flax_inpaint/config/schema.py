@@ -155,9 +155,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.seed = 0
   # Classical baselines in the eval table (push-pull, OpenCV Telea/NS, mean fill, masked).
   config.eval.baselines = True
-  # Which of them (baselines.BASELINES): LPIPS costs a VGG16 pass per image and method, so
-  # a table that already has some (same eval set: manifest.json) can skip them.
-  config.eval.baseline_methods = ('pushpull', 'telea', 'ns', 'mean_fill', 'masked')
+  # Which of them (None = all of evaluation/baselines.py's BASELINES): LPIPS costs a VGG16
+  # pass per image and method, so a table that already has some (same eval set:
+  # manifest.json) can skip them.
+  config.eval.baseline_methods = config_dict.placeholder(tuple)
   # False: the baselines only, no checkpoint needed (a reference table for a data set).
   config.eval.model = True
   # Mask kinds evaluated (masks.KINDS but 'mixed'/'files'); the first gives metrics.json's

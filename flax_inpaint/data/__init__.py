@@ -1,1 +1,1 @@
-"""Image files (decoding, users' files) and the tf.data pipeline (the only TensorFlow imports)."""
+"""Data: image files (the one decoder, users' files), hole masks, windows around holes, and the tf.data pipeline."""

@@ -1,1 +1,1 @@
-"""Evaluation: the eval tables, metrics, LPIPS, classical baselines."""
+"""Evaluation: the eval tables of any repair methods, metrics, LPIPS, the classical methods."""

@@ -52,10 +52,16 @@ def navier_stokes(image, hole):
   return _opencv(image, hole, 'ns')
 
 
-BASELINES = {
+# The classical repair methods, in the order every list of them shows: the eval tables,
+# `Inpainter.repair_array`, the page's method menu and the API's schema read this.
+CLASSICAL_METHODS = {
     'pushpull': pushpull,
     'telea': telea,
     'ns': navier_stokes,
+}
+# The eval tables' rows: the classical methods, then two references that repair nothing.
+BASELINES = {
+    **CLASSICAL_METHODS,
     'mean_fill': mean_fill,
     'masked': masked_input,
 }

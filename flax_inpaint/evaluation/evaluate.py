@@ -21,18 +21,15 @@ import jax
 import numpy as np
 
 from flax_inpaint import errors
-from flax_inpaint.config import config_lib
 from flax_inpaint.data import images as images_lib
+from flax_inpaint.data import masks
 from flax_inpaint.evaluation import baselines
 from flax_inpaint.evaluation import lpips
 from flax_inpaint.evaluation import metrics
-from flax_inpaint.train import masks
-from flax_inpaint.train import setup
-from flax_inpaint.train import steps
 from flax_inpaint.weights import vgg_weights
 
-pass  # REMOVED vgg
-METHODS = ('ours', 'pushpull', 'telea', 'ns', 'mean_fill', 'masked')
+# The tables' rows: the model, then the baselines in their order.
+METHODS = ('ours',) + tuple(baselines.BASELINES)
 METRIC_NAMES = ('hole_psnr', 'image_psnr', 'ssim', 'lpips', 'hole_mae', 'image_mae')
 GRID_ROWS = 8
 
@@ -247,39 +244,19 @@ def evaluate_methods(eval_images, masks_by_kind, repairers: Dict[str, Callable],
   return rows, outputs
 
 
-def model_repairer(components, variables, batch_size):
-  """f(float images, masks) -> composites, in batches of `batch_size`."""
-  repair = steps.make_eval_repair_fn(components.model)
+def run(config, repairers: Dict[str, Callable], out_dir, step=None) -> dict:
+  """Scores `repairers` ({name: f(float images, holes) -> composites}: the model as 'ours',
+  if any) and `config.eval.baseline_methods` on the eval set, every kind of masks; writes
+  metrics.json, manifest.json, report.md and the grids in `out_dir` and returns the metrics.
 
-  def run(images, hole_masks):
-    outputs = []
-    for start in range(0, len(images), batch_size):
-      _, comp = repair(
-          variables['params'],
-          variables['batch_stats'],
-          images[start : start + batch_size],
-          hole_masks[start : start + batch_size],
-      )
-      outputs.append(np.asarray(comp))
-    return np.concatenate(outputs)
-
-  return run
-
-
-def run(config, workdir, out_dir=None):
-  """Evaluates the latest checkpoint of `workdir` (config None: the run's config.json);
-  returns the metrics dict written to metrics.json."""
-  out_dir = pathlib.Path(out_dir or pathlib.Path(workdir) / 'eval')
-  repairers, step = {}, None
-  if config is not None and not config.eval.model:
-    config = config_lib.resolve(config, mode='eval')
-    logging.info('eval.model=False: evaluating the baselines only')
-  else:
-    config = config_lib.config_for_workdir(config, workdir, mode='eval')
-    components = setup.build(config, training=False)
-    variables, step = setup.load_trained(components, workdir)
-    logging.info('Evaluating the checkpoint of step %d', step)
-    repairers['ours'] = model_repairer(components, variables, config.eval.batch_size)
+  Args:
+    config: the resolved config (eval set, masks, LPIPS weights).
+    repairers: the methods besides the baselines.
+    out_dir: the tables' folder.
+    step: the model's training step, for the report (None: baselines only).
+  """
+  out_dir = pathlib.Path(out_dir)
+  repairers = dict(repairers)
   if config.eval.baselines:
     chosen = tuple(config.eval.baseline_methods)
     repairers.update({k: v for k, v in baselines.repairers().items() if k in chosen})

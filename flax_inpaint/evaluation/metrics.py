@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from flax_inpaint.train import masks
+from flax_inpaint.data import masks
 
 
 def _masked_mean(error, mask):

@@ -1,1 +1,1 @@
-"""Inference: the Inpainter, crops around holes, the export format."""
+"""Inference: the Inpainter and the export format."""

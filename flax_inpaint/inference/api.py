@@ -13,8 +13,8 @@ of holes, at a few fixed window sizes (one compiled program each), so a 12-megap
 photo with a few holes costs about as much as a 256x256 one.
 
 This module imports only numpy, PIL and jax at load time: `from_export` runs an exported
-model without flax or TensorFlow. A training run or a release is read by `from_run`
-(flax, orbax), imported when one is asked for.
+model without flax or TensorFlow. A training run or a release is loaded by
+`train/setup.py`'s `load_trained` (flax, orbax), imported when one is asked for.
 """
 
 import dataclasses
@@ -23,8 +23,9 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from flax_inpaint.data import crops
 from flax_inpaint.data import user_files
-from flax_inpaint.inference import crops
+from flax_inpaint.evaluation import baselines
 from flax_inpaint.inference import export_format
 
 # predict(images uint8 [B, S, S, 3], holes bool [B, S, S]) -> float32 [B, S, S, 3] in [0, 1].
@@ -32,7 +33,7 @@ PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # What can repair an image: the model, or a classical fill to compare it with.
 MODEL_METHOD = 'model'
-CLASSICAL_METHODS = ('pushpull', 'ns', 'telea')
+CLASSICAL_METHODS = tuple(baselines.CLASSICAL_METHODS)
 METHODS = (MODEL_METHOD,) + CLASSICAL_METHODS
 
 
@@ -96,8 +97,7 @@ class Inpainter:
     Raises:
       ValueError (errors.ConfigError, checkpointing.CheckpointError): one line.
     """
-    components, variables, step = _from_run().load(workdir, config)
-    return cls.from_variables(components, variables, step=step)
+    return cls.from_trained(_setup().load_trained(workdir, config))
 
   @classmethod
   def from_pretrained(cls, name=None) -> 'Inpainter':
@@ -107,12 +107,18 @@ class Inpainter:
     Raises:
       ValueError (errors.ConfigError): no such release (one line).
     """
-    return cls.from_workdir(_from_run().release_dir(name))
+    setup = _setup()
+    return cls.from_trained(setup.load_trained(setup.trained_source(name)))
+
+  @classmethod
+  def from_trained(cls, trained) -> 'Inpainter':
+    """A model `setup.load_trained` loaded."""
+    return cls.from_variables(trained.components, trained.variables, step=trained.step)
 
   @classmethod
   def from_variables(cls, components, variables, *, step=None) -> 'Inpainter':
-    """A model in memory: `components.build(config, training=False)` and its variables."""
-    predict_fn, multiple = _from_run().predict_fn_and_multiple(components)
+    """A model in memory: `setup.build(config, training=False)` and its variables."""
+    predict_fn, multiple = _setup().predict_fn_and_multiple(components)
     options = InferenceOptions.from_config(components.config, multiple)
     return cls(
         lambda images, holes: np.asarray(predict_fn(variables, images, holes)), options, step=step
@@ -192,19 +198,17 @@ class Inpainter:
     return repaired if repaired.mode == mode else repaired.convert(mode)
 
 
-def _from_run():
-  """The module that reads training runs and releases (flax, orbax: not for exports)."""
-  from flax_inpaint.inference import from_run
+def _setup():
+  """The module that loads training runs and releases (flax, orbax: not for exports)."""
+  from flax_inpaint.train import setup
 
-  return from_run
+  return setup
 
 
 def classical_inpaint_array(pixels: np.ndarray, hole: np.ndarray, method: str) -> np.ndarray:
   """Repairs uint8 pixels (any layout `Inpainter.inpaint_array` takes) under a bool H x W
   mask with a classical method: 'pushpull' (the fill the released model corrects), OpenCV
   'ns' (Navier-Stokes) or 'telea'."""
-  from flax_inpaint.evaluation import baselines  # OpenCV: loaded only for these methods.
-
   if method not in CLASSICAL_METHODS:
     raise ValueError(f'method={method!r} is unknown: use one of {list(METHODS)}')
   pixels, hole = np.asarray(pixels), np.asarray(hole, bool)

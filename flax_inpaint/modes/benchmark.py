@@ -24,20 +24,24 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from flax_inpaint.config import config_lib
 from flax_inpaint.train import loop
 from flax_inpaint.train import setup
 from flax_inpaint.train import sharding
 from flax_inpaint.train import steps
+from flax_inpaint.train import validation
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/reference.py', 'Config to time.')
-flags.DEFINE_integer('batch', None, 'Global batch (default: config.train.batch_size).')
-flags.DEFINE_integer('steps', 20, 'Timed steps.')
-flags.DEFINE_integer('warmup', 3, 'Untimed steps after compilation.')
-flags.DEFINE_enum('mode', 'step', ['step', 'loop'], 'Bare step, or the training loop too.')
-flags.DEFINE_string('workdir', None, '--mode=loop: workdir (default: a temporary one).')
-flags.DEFINE_string('profile_dir', None, 'Also write a jax.profiler trace of 3 steps here.')
+
+
+def define_flags() -> None:
+  """This program's flags (its entry point calls this before parsing; never at import)."""
+  config_flags.DEFINE_config_file('config', 'configs/reference.py', 'Config to time.')
+  flags.DEFINE_integer('batch', None, 'Global batch (default: config.train.batch_size).')
+  flags.DEFINE_integer('steps', 20, 'Timed steps.')
+  flags.DEFINE_integer('warmup', 3, 'Untimed steps after compilation.')
+  flags.DEFINE_enum('mode', 'step', ['step', 'loop'], 'Bare step, or the training loop too.')
+  flags.DEFINE_string('workdir', None, '--mode=loop: workdir (default: a temporary one).')
+  flags.DEFINE_string('profile_dir', None, 'Also write a jax.profiler trace of 3 steps here.')
 
 
 def conv_flops(jaxpr) -> float:
@@ -184,8 +188,10 @@ def time_loop(components, num_steps, warmup, workdir):
     )
   stamps = {}
   batches = (host_batches[i % 4] for i in range(10**9))
+  components = dataclasses.replace(components, config=ml_collections.FrozenConfigDict(config))
   loop.run_loop(
-      dataclasses.replace(components, config=ml_collections.FrozenConfigDict(config)),
+      components,
+      setup.initial_state(components, workdir),
       workdir,
       train_batches=batches,
       writer=loop.LogOnlyWriter(),
@@ -207,7 +213,7 @@ def timed_config(config, batch=None) -> ml_collections.FrozenConfigDict:
   config.data.source = 'samples'
   if batch:
     config.train.batch_size = batch
-  return config_lib.resolve(config)
+  return validation.resolve(config)
 
 
 def main(argv):

@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 
 from flax_inpaint import errors
-from flax_inpaint.config import config_lib
 from flax_inpaint.inference import api
 from flax_inpaint.inference import export_format
 from flax_inpaint.nn import models
@@ -60,23 +59,24 @@ def _meta(config, options: api.InferenceOptions, step: int) -> dict:
   }
 
 
-def run_mode(mode, config, workdir, flag_values, eval_dir=None):
+def main(config, workdir, flag_values):
   """The cli's entry: --mode=export --output=FILE [--overwrite]."""
-  del mode, eval_dir
   if not flag_values.output:
     raise errors.UsageError('--mode=export needs --output=FILE')
-  run(config, workdir, flag_values.output, overwrite=flag_values.overwrite)
+  export(config, workdir, flag_values.output, overwrite=flag_values.overwrite)
 
 
-def run(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
-  """Exports the latest checkpoint of `workdir` to `output` (atomically); returns the path.
+def export(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
+  """Exports the latest checkpoint of `workdir` (a run or a release) to `output`
+  (atomically); returns the path.
 
   Raises:
     errors.ExportError: `output` exists (unless overwrite) or its folder does not; the
       model has a coarse fill (not exportable yet).
   """
   output = export_format.check_output(output, overwrite=overwrite)
-  config = config_lib.config_for_workdir(config, workdir, mode='export')
+  trained = setup.load_trained(workdir, config, mode='export')
+  config, step = trained.config, trained.step
   if config.model.coarse_fill != 'none':
     # The push-pull pyramid's depth follows the window's size, which the shape-polymorphic
     # program does not know: it cannot be lowered for every window at once yet.
@@ -85,10 +85,8 @@ def run(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
         'the released album-covers model) cannot be exported yet; use it from Python '
         '(Inpainter.from_pretrained / from_workdir), inpaint or serve'
     )
-  components = setup.build(config, training=False)
-  variables, step = setup.load_trained(components, workdir)
   options = api.InferenceOptions.from_config(config, models.size_multiple(config.model))
-  program, leaves = export_program(components.model, variables, options.multiple)
+  program, leaves = export_program(trained.components.model, trained.variables, options.multiple)
   export_format.write(output, _meta(config, options, step), leaves, program)
   logging.info(
       'Exported the checkpoint of step %d (strategy %r, windows %s) to %s',

@@ -26,23 +26,28 @@ from absl import flags
 import jax
 from ml_collections import config_flags
 import numpy as np
+from PIL import Image
 
-from flax_inpaint.config import config_lib
 from flax_inpaint.inference import api
 from flax_inpaint.train import setup
 from flax_inpaint.train import steps
+from flax_inpaint.train import validation
 
 # The cases of issue 14: a camera photo with a few scratches, a 12 MP photo with one
 # sticker, and the training size with the same scratches (the 3x comparison).
 DEFAULT_CASES = ('256x256:4x32', '2048x1536:4x32', '4000x3000:1x200')
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/full.py', 'The model config.')
-flags.DEFINE_string('workdir', None, 'A trained run (default: random weights).')
-flags.DEFINE_string('model', None, 'A released model (pretrained.names()) instead of --config.')
-flags.DEFINE_list('cases', list(DEFAULT_CASES), 'WIDTHxHEIGHT:COUNTxSIDE cases.')
-flags.DEFINE_integer('repeats', 5, 'Timed repairs per case (median reported).')
-flags.DEFINE_bool('one', False, 'Run the single case in --cases in this process.')
+
+
+def define_flags() -> None:
+  """This program's flags (its entry point calls this before parsing; never at import)."""
+  config_flags.DEFINE_config_file('config', 'configs/full.py', 'The model config.')
+  flags.DEFINE_string('workdir', None, 'A trained run (default: random weights).')
+  flags.DEFINE_string('model', None, 'A released model (pretrained.names()) instead of --config.')
+  flags.DEFINE_list('cases', list(DEFAULT_CASES), 'WIDTHxHEIGHT:COUNTxSIDE cases.')
+  flags.DEFINE_integer('repeats', 5, 'Timed repairs per case (median reported).')
+  flags.DEFINE_bool('one', False, 'Run the single case in --cases in this process.')
 
 
 def parse_case(case: str):
@@ -56,8 +61,6 @@ def case_inputs(width, height, count, side, seed=0):
   """A smooth photo-like image and `count` square holes spread over it."""
   rng = np.random.default_rng(seed)
   small = rng.integers(0, 256, (12, 16, 3), np.uint8)
-  from PIL import Image
-
   image = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC))
   hole = np.zeros((height, width), bool)
   for i in range(count):  # On a diagonal: far apart, one window each.
@@ -72,7 +75,7 @@ def build_inpainter(config, workdir, model=None):
     return api.Inpainter.from_pretrained(model)
   if workdir:
     return api.Inpainter.from_workdir(workdir, config)
-  resolved = config_lib.resolve(config, mode='inpaint')
+  resolved = validation.resolve(config, mode='inpaint')
   components = setup.build(resolved, training=False)
   variables = steps.init_variables(components.model, resolved.data.image_size)
   return api.Inpainter.from_variables(components, variables)

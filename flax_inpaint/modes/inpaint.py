@@ -172,16 +172,15 @@ def failure_summary(failed: int, total: int) -> str:
   )
 
 
-def run_mode(mode, config, workdir, flag_values, eval_dir=None):
+def main(config, workdir, flag_values):
   """The cli's entry: --mode=inpaint --input=... [--mask=...] --output=...; exit status 2
-  when an image could not be repaired."""
-  del mode, eval_dir
+  when an image could not be repaired (`workdir`: the trained run or release)."""
   if not flag_values.input or not flag_values.output:
     raise errors.UsageError(
         '--mode=inpaint needs --input=IMAGE_OR_FOLDER and --output=FOLDER '
         '(and --mask=MASK_OR_FOLDER unless the images have alpha holes)'
     )
-  failed = run(
+  failed = inpaint_files(
       config,
       workdir,
       flag_values.input,
@@ -194,7 +193,7 @@ def run_mode(mode, config, workdir, flag_values, eval_dir=None):
     sys.exit(errors.USAGE_ERROR_STATUS)
 
 
-def run(
+def inpaint_files(
     config,
     workdir,
     input_path,

@@ -3,9 +3,9 @@
 from flax_inpaint.data import album_covers
 
 
-def run_mode(mode, config, workdir, flag_values, eval_dir=None):
+def main(config, workdir, flag_values):
   """The cli's entry: --mode=prepare --config=FILE --config.data.manual_dir=... ."""
-  del mode, workdir, flag_values, eval_dir
+  del workdir, flag_values  # The config names the download and the data_dir.
   summary = album_covers.prepare(config)
   print(
       f'album_covers prepared in {config.data.data_dir}: '

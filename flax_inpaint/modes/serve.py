@@ -8,9 +8,9 @@ import numpy as np
 import uvicorn
 
 from flax_inpaint import errors
-from flax_inpaint.config import config_lib
 from flax_inpaint.inference import api
 from flax_inpaint.serve import app
+from flax_inpaint.train import setup
 
 LOOPBACK_HOSTS = ('127.0.0.1', 'localhost')
 
@@ -49,24 +49,27 @@ def _warm_up(inpainter) -> None:
   inpainter.inpaint_array(np.zeros((size, size, 3), np.uint8), hole)
 
 
-def run_mode(mode, config, workdir, flag_values, eval_dir=None):
-  """The cli's entry: --mode=serve [--host=H] [--port=P]."""
-  del mode, eval_dir
+def main(config, workdir, flag_values):
+  """The cli's entry: --mode=serve [--host=H] [--port=P] (`workdir`: a run or a release)."""
   serve(config, workdir, host=flag_values.host, port=flag_values.port)
 
 
 def serve(config, workdir, host: str, port: int) -> None:
   """Serves the page and the API on host:port until interrupted (config None: the run's
   WORKDIR/config.json). Raises errors.ServeError, errors.ConfigError (one line each)."""
-  config = config_lib.config_for_workdir(config, workdir, mode='serve')
   sock = bind(host, port)  # Before the model loads: a taken port fails at once.
-  inpainter = api.Inpainter.from_workdir(workdir, config)
+  try:
+    trained = setup.load_trained(workdir, config, mode='serve')
+  except BaseException:
+    sock.close()
+    raise
+  inpainter = api.Inpainter.from_trained(trained)
   _warm_up(inpainter)
   local = _is_loopback(host)
   web_app = app.create_app(
       inpainter,
-      max_pixels=config.serve.max_pixels,
-      max_upload_mb=config.serve.max_upload_mb,
+      max_pixels=trained.config.serve.max_pixels,
+      max_upload_mb=trained.config.serve.max_upload_mb,
       # IPv6 Host headers ([::1]:port) are not matched by name: no check.
       allowed_hosts=(host,) + LOOPBACK_HOSTS if local and ':' not in host else None,
   )

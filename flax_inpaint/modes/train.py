@@ -1,8 +1,9 @@
 """`--mode=train` and `--mode=lr_sweep`: tf.data batches and clu writers around the loop.
 
-The only module that imports clu. `train_and_evaluate(config, workdir)` resolves the
-config once, builds the run's components and runs `loop.run_loop`; `lr_sweep` runs it once
-per learning rate and never picks a rate whose run diverged.
+The only module that imports clu. `train_and_evaluate(config, workdir)` reads top to
+bottom: resolve the config, open the data, build the setup, build or restore the state, run
+the loop, each one call; `lr_sweep` runs it once per learning rate and never picks a rate
+whose run diverged.
 """
 
 import json
@@ -14,11 +15,12 @@ from clu import periodic_actions
 import jax
 
 from flax_inpaint import errors
-from flax_inpaint.config import config_lib
 from flax_inpaint.data import images
 from flax_inpaint.data import pipeline
 from flax_inpaint.train import loop
+from flax_inpaint.train import samples
 from flax_inpaint.train import setup
+from flax_inpaint.train import validation
 
 
 def _flat_hparams(tree, prefix=''):
@@ -46,27 +48,13 @@ class _SkippedFilesReport:
       self.writer.write_scalars(step, {self.scalar: self.skipped.count})
 
 
-def run_mode(mode, config, workdir, flag_values, eval_dir=None):
-  """The cli's entry: --mode=train or --mode=lr_sweep."""
-  del flag_values, eval_dir  # The config says everything.
-  (lr_sweep if mode == 'lr_sweep' else train_and_evaluate)(config, workdir)
+def main(config, workdir, flag_values):
+  """The cli's entry: --mode=train or --mode=lr_sweep in --workdir."""
+  (lr_sweep if flag_values.mode == 'lr_sweep' else train_and_evaluate)(config, workdir)
 
 
-def train_and_evaluate(config, workdir):
-  """Trains the config's model in `workdir` (resuming if it has checkpoints)."""
-  config = config_lib.resolve(config)
-
-  # The data first: a folder without images or masks is one line before anything compiles.
-  skipped = images.SkipCounter(config.data.source)
-  mask_skipped = images.SkipCounter('masks.dir')
-  train_batches = pipeline.train_batches(config, skipped=skipped, mask_skipped=mask_skipped)
-  sample_images = pipeline.eval_images(config, config.train.num_sample_images)[0]
-  components = setup.build(config)
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0, asynchronous=True
-  )
-  # The values the run really uses (config.json holds the same).
-  writer.write_hparams(_flat_hparams(config.to_dict()))
+def _progress_hooks(config, writer, skipped, mask_skipped) -> list:
+  """Progress reports every 30 s, and running totals of skipped files when they grow."""
   hooks = [
       periodic_actions.ReportProgress(
           num_train_steps=config.train.num_steps, writer=writer, every_secs=30
@@ -79,14 +67,36 @@ def train_and_evaluate(config, workdir):
             mask_skipped, writer, config.train.log_every, scalar='data/skipped_mask_files'
         )
     )
+  return hooks
+
+
+def train_and_evaluate(config, workdir):
+  """Trains the config's model in `workdir` (resuming if it has checkpoints)."""
+  config = validation.resolve(config)
+
+  # The data first: a folder without images or masks is one line before anything compiles.
+  skipped = images.SkipCounter(config.data.source)
+  mask_skipped = images.SkipCounter('masks.dir')
+  train_batches = pipeline.train_batches(config, skipped=skipped, mask_skipped=mask_skipped)
+  sample_images = pipeline.eval_images(config, config.train.num_sample_images)[0]
+
+  components = setup.build(config)
+  state = setup.initial_state(components, workdir)
+
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0, asynchronous=True
+  )
+  # The values the run really uses (config.json holds the same).
+  writer.write_hparams(_flat_hparams(config.to_dict()))
   try:
     state = loop.run_loop(
         components,
+        state,
         workdir,
         train_batches=iter(train_batches),
         writer=writer,
-        sample_images=sample_images,
-        hooks=hooks,
+        samples=samples.SampleGrids(components, workdir, writer, sample_images),
+        hooks=_progress_hooks(config, writer, skipped, mask_skipped),
     )
   finally:
     writer.close()

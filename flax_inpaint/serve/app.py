@@ -59,6 +59,7 @@ from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
 from flax_inpaint import errors
+from flax_inpaint.config import schema
 from flax_inpaint.data import user_files
 from flax_inpaint.inference import api
 
@@ -260,7 +261,6 @@ class _Endpoints:
               mask: {type: string, format: binary, description: 'Holes: white (>= 128).'}
               method:
                 type: string
-                enum: [model, pushpull, ns, telea]
                 default: model
                 description: >-
                   The model, or a classical fill to compare it with (push-pull, OpenCV
@@ -344,7 +344,10 @@ class _Endpoints:
 def _openapi_endpoint(schemas: SchemaGenerator):
 
   async def openapi(request: Request) -> Response:
-    return JSONResponse(schemas.get_schema(routes=request.app.routes))
+    document = schemas.get_schema(routes=request.app.routes)
+    form = document['paths']['/api/inpaint']['post']['requestBody']['content']
+    form['multipart/form-data']['schema']['properties']['method']['enum'] = list(api.METHODS)
+    return JSONResponse(document)
 
   return openapi
 
@@ -372,18 +375,26 @@ async def _server_error(request: Request, error: Exception) -> Response:
 def create_app(
     inpainter,
     *,
-    max_pixels: int = 25_000_000,
-    max_upload_mb: float = 50,
+    max_pixels: Optional[int] = None,
+    max_upload_mb: Optional[float] = None,
     allowed_hosts: Optional[Sequence[str]] = None,
 ) -> Starlette:
   """The page and the API around `inpainter` (an api.Inpainter).
 
   Args:
-    max_pixels: larger images (width x height, from the header) get 413.
-    max_upload_mb: larger request bodies (MiB) get 413.
+    max_pixels: larger images (width x height, from the header) get 413 (None: the
+      default of config.serve.max_pixels).
+    max_upload_mb: larger request bodies (MiB) get 413 (None: config.serve.max_upload_mb's).
     allowed_hosts: Host header names answered (None: any); others get 400.
   """
-  endpoints = _Endpoints(inpainter, Limits(max_pixels, max_upload_mb))
+  defaults = schema.get_config().serve
+  endpoints = _Endpoints(
+      inpainter,
+      Limits(
+          defaults.max_pixels if max_pixels is None else max_pixels,
+          defaults.max_upload_mb if max_upload_mb is None else max_upload_mb,
+      ),
+  )
   schemas = SchemaGenerator(
       {
           'openapi': '3.0.3',

@@ -69,6 +69,18 @@ def restore(manager, abstract_state, step=None):
   return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
 
 
+def restore_latest(workdir, abstract_state):
+  """The latest checkpoint of `workdir` restored into `abstract_state`, or None when it has
+  none (a read-only manager: the training loop opens its own to save)."""
+  if not checkpoint_dir(workdir).is_dir():
+    return None
+  manager = make_manager(workdir, read_only=True)
+  try:
+    return None if manager.latest_step() is None else restore(manager, abstract_state)
+  finally:
+    manager.close()
+
+
 def restore_variables(workdir, abstract_variables, step=None, params_key='params'):
   """Restores only params and batch_stats, read-only: evaluation and inference build no
   optimizer (its config may differ from the run that trained the checkpoint).

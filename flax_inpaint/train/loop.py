@@ -1,8 +1,9 @@
-"""The training loop: steps, checkpoints, metrics, samples, resume, stops, divergence.
+"""The training loop: steps, metrics, checkpoints, stops, divergence. It only loops.
 
-A library module without clu or TensorFlow: `run_loop` takes the data iterator and the
-metric writer, so the train mode (modes/train.py: tf.data and clu) and the benchmark drive the
-same loop.
+A library module without clu or TensorFlow: `run_loop` takes the state to start from
+(`setup.initial_state`: restored, init_from or fresh), the data iterator, the metric writer
+and the sample-grid callback, so the train mode (modes/train.py: tf.data and clu) and the
+benchmark drive the same loop.
 
 Nothing is lost silently: a loss that is not finite stops the run at the next metrics
 fetch, before any checkpoint of a diverged state is written (the last finite one is kept)
@@ -24,11 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flax_inpaint import errors
-from flax_inpaint.config import config_lib
-from flax_inpaint.data import images as images_lib
-from flax_inpaint.evaluation import metrics as metrics_lib
 from flax_inpaint.train import checkpointing
-from flax_inpaint.train import masks
 from flax_inpaint.train import setup
 from flax_inpaint.train import sharding
 from flax_inpaint.train import steps
@@ -71,56 +68,6 @@ class LogOnlyWriter:
 
   def flush(self):
     pass
-
-
-def sample_kinds(config, num: int) -> list:
-  """The mask kind of each sample image: the training kind, so that the grids show the holes
-  the model learns on; for 'mixed' the kinds with weight, in turn; for 'files' (no key draws
-  them) the first eval kind."""
-  kind = config.masks.kind
-  if kind in masks.EVAL_KINDS:
-    return [kind] * num
-  if kind == 'mixed':
-    weighted = [k for k, w in zip(masks.EVAL_KINDS, config.masks.mix) if w > 0]
-    return [weighted[i % len(weighted)] for i in range(num)]
-  return [config.eval.mask_kinds[0]] * num
-
-
-def sample_masks(sample_images: np.ndarray, config, base_key) -> np.ndarray:
-  """Fixed masks for the sample grids: in fixed-mask mode (the overfit test) the very holes
-  the model trains on, else eval masks of the training kind (`sample_kinds`)."""
-  num, height, width, _ = sample_images.shape
-  if config.masks.fixed and config.masks.kind in masks.DRAWN_KINDS:
-    return np.asarray(masks.sample_masks(base_key, num, height, width, config.masks))
-  return np.stack(
-      [
-          masks.eval_mask(config.eval.seed, i, height, width, config.masks, kind)
-          for i, kind in enumerate(sample_kinds(config, num))
-      ]
-  )
-
-
-def write_samples(workdir, writer, step, repair_fn, state, sample_images, hole_masks):
-  """PNG grid (original | masked | repaired per row), a TensorBoard image, and the
-  samples' hole PSNR (samples/hole_psnr)."""
-  _, repaired = repair_fn(
-      steps.inference_params(state),
-      state.batch_stats,
-      jnp.asarray(sample_images),
-      jnp.asarray(hole_masks),
-  )
-  repaired = np.asarray(repaired)
-  originals = sample_images.astype(np.float32) / 255.0
-  hole_psnr = float(
-      np.mean([metrics_lib.psnr(r, o, h) for r, o, h in zip(repaired, originals, hole_masks)])
-  )
-  writer.write_scalars(step, {'samples/hole_psnr': hole_psnr})
-  logging.info('Samples at step %d: hole PSNR %.2f dB', step, hole_psnr)
-  rows = [[o, o * (1 - h), r] for o, h, r in zip(originals, hole_masks, repaired)]
-  grid = images_lib.grid(rows)
-  if jax.process_index() == 0:
-    images_lib.save_png(grid, pathlib.Path(workdir) / 'samples' / f'step_{step:07d}.png')
-  writer.write_images(step, {'samples': grid[None]})
 
 
 HISTORY_FILE = 'train_metrics.jsonl'
@@ -206,24 +153,25 @@ def _diverged(workdir, first_bad_step, manager) -> errors.DivergedError:
 
 def run_loop(
     components: setup.Components,
+    state: steps.TrainState,
     workdir,
     *,
     train_batches: Iterator[LocalBatch],
     writer,
-    sample_images: Optional[np.ndarray] = None,
+    samples: Optional[Callable[[int, steps.TrainState], Any]] = None,
     hooks: Sequence[Callable[[int], Any]] = (),
-):
-  """Trains to config.train.num_steps, resuming from the latest checkpoint.
-
-  Writes WORKDIR/config.json (the resolved config) first.
+) -> steps.TrainState:
+  """Trains `state` to config.train.num_steps: steps, metrics, checkpoints, stops.
 
   Args:
-    components: `components.build(config)` of the resolved config.
-    workdir: config.json, checkpoints/, samples/, train_metrics.jsonl go here.
+    components: `setup.build(config)` of the resolved config.
+    state: where the run starts (`setup.initial_state`: restored, init_from or fresh).
+    workdir: checkpoints/, train_metrics.jsonl and loss_curves.png go here.
     train_batches: yields this process's uint8 [local_batch, H, W, 3] rows, or
       (those rows, their [local_batch, H, W, 1] hole masks) for masks.kind='files'.
     writer: a clu MetricWriter (write_scalars, write_images, flush).
-    sample_images: uint8 images for the sample grids (None: no grids).
+    samples: called with (step, state) every config.train.sample_every steps, at the last
+      step, and at step 0 of a fresh run (None: no sample grids).
     hooks: called with the step at the end of every iteration (progress reports).
 
   Returns:
@@ -232,43 +180,15 @@ def run_loop(
   Raises:
     errors.DivergedError: the loss was not finite (no checkpoint of that state is written).
   """
-  config, mesh, model, tx = (components.config, components.mesh, components.model, components.tx)
+  config, mesh = components.config, components.mesh
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  config_lib.check_matches_run(config, workdir)
-  config_lib.write_config_json(config, workdir)
-  size, seed = config.data.image_size, config.train.seed
-  init_option = '--config.train.init_from'
-  if config.train.init_from and not checkpointing.checkpoint_dir(workdir).is_dir():
-    setup.trained_source(config.train.init_from, init_option)  # Fails before saving.
   manager = checkpointing.make_manager(workdir, keep=config.train.keep_checkpoints)
-  ema = steps.uses_ema(config.train)
-  if manager.latest_step() is not None:
-    abstract = steps.abstract_train_state(model, tx, size, seed, mesh, ema)
-    state = checkpointing.restore(manager, abstract)
-    logging.info(
-        'Resuming from the checkpoint of step %d in %s',
-        int(state.step),
-        checkpointing.checkpoint_dir(workdir),
-    )
-  else:
-    init_params = None
-    if config.train.init_from:
-      init_params = setup.load_trained(components, config.train.init_from, option=init_option)[0][
-          'params'
-      ]
-      logging.info('Starting from the params of %s', config.train.init_from)
-    state = steps.create_train_state(model, tx, size, seed, mesh, ema, init_params)
-    logging.info('No checkpoint in %s: starting from step 0', checkpointing.checkpoint_dir(workdir))
-  train_step = steps.make_train_step(model, tx, config, mesh)
-  repair_fn = steps.make_eval_repair_fn(model)
-  base_key = jax.random.key(seed)
-  if sample_images is not None:
-    sample_holes = sample_masks(sample_images, config, base_key)
-    if int(state.step) == 0:  # The first evaluation: the untrained model.
-      write_samples(workdir, writer, 0, repair_fn, state, sample_images, sample_holes)
-  history = workdir / HISTORY_FILE
+  train_step = steps.make_train_step(components.model, components.tx, config, mesh)
+  base_key = jax.random.key(config.train.seed)
   step = int(state.step)
+  if samples is not None and step == 0:  # The first evaluation: the untrained model.
+    samples(0, state)
+  history = workdir / HISTORY_FILE
   if history.exists() and jax.process_index() == 0:
     # Lines logged after the checkpoint we resume from (a killed run) are replayed.
     history.write_text(
@@ -310,8 +230,8 @@ def run_loop(
           first_bad = _first_nonfinite_step(summed[steps.FIRST_NONFINITE_STEP])
           if first_bad:
             raise _diverged(workdir, first_bad, manager)
-        if sample_images is not None and (step % train_config.sample_every == 0 or last):
-          write_samples(workdir, writer, step, repair_fn, state, sample_images, sample_holes)
+        if samples is not None and (step % train_config.sample_every == 0 or last):
+          samples(step, state)
         if save_now:
           # A finite loss can still leave non-finite params after the update: never save them.
           if not bool(_all_finite(state.params)):

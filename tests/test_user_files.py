@@ -1,4 +1,4 @@
-"""image_files: users' files read as displayed, written back in their own layout, safely.
+"""data/user_files.py: users' files read as displayed, written back in their own layout, safely.
 
 Every file here is written by the test itself with PIL (or, for 16-bit RGB, which PIL
 cannot write, by a 15-line PNG encoder).

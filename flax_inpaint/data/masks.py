@@ -38,7 +38,7 @@ _MIN_WIDTH_PX = 1.0
 
 # Limits of the (lo, hi) range fields, their type, and an example for error messages. The
 # upper limits bound the static loop sizes of the device draw.
-_RANGE_LIMITS = {
+RANGE_LIMITS = {
     'boxes_per_image': (1, 32, int, '(1,3)'),
     'box_side': (0.0, 1.0, float, '(0.1,0.6)'),
     'strokes_per_image': (1, 16, int, '(1,4)'),
@@ -399,9 +399,3 @@ def eval_mask(seed, index, height, width, mask_config, kind) -> np.ndarray:
       f'has a hole of at most {MAX_EVAL_HOLE_FRACTION:.0%} of the image in '
       f"{MAX_EVAL_DRAWS} draws: make that kind's holes smaller"
   )
-
-
-# ------------------------------------------------------------------------- area bins
-
-
-# ------------------------------------------------------------------------- validation
