@@ -68,7 +68,7 @@ def test_every_baseline_row_and_outputs(test_config):
   holes = {'squares': evaluate.eval_masks(test_config, 'squares', 3)}
   rows, outputs = evaluate.evaluate_methods(images, holes, baselines.repairers(), lambda a, b: None)
   results = {m: evaluate.mean_rows(r) for m, r in rows['squares'].items()}
-  assert set(results) == {'pushpull', 'telea', 'ns', 'mean_fill', 'masked'}
+  assert set(results) == {'pushpull', 'telea', 'ns', 'patchmatch', 'mean_fill', 'masked'}
   originals = images / 255.0
   hole_masks = holes['squares']
   for repaired in outputs['squares'].values():
@@ -164,6 +164,7 @@ def test_baselines_alone_need_no_checkpoint(tmp_path, test_config):
       'pushpull',
       'telea',
       'ns',
+      'patchmatch',
       'mean_fill',
       'masked',
   }
@@ -184,6 +185,6 @@ def test_baseline_methods_choose_the_baselines(tmp_path, test_config):
   with pytest.raises(
       errors.ConfigError,
       match=r"^config.eval.baseline_methods='magic' is "
-      r"unknown; use one of \['pushpull', 'telea', 'ns', 'mean_fill', 'masked'\]$",
+      r"unknown; use one of \['pushpull', 'telea', 'ns', 'patchmatch', 'mean_fill', 'masked'\]$",
   ):
     eval_mode.run(test_config, tmp_path / 'no_run', tmp_path / 'eval2')

@@ -31,6 +31,7 @@ ONLY_IN = {
     'h5py': {'weights/vgg_weights.py'},
     'pickle': {'weights/vgg_weights.py'},
     'cv2': {'evaluation/baselines.py'},
+    'patchmatch': {'evaluation/baselines.py'},
     'uvicorn': {'modes/serve.py'},
     'starlette': {'serve/app.py'},
 }

@@ -133,7 +133,7 @@ def test_repairs_only_the_holes_and_matches_the_python_api(client, inpainter):
   assert response.headers['x-hole-pixels'] == str(hole.sum())
 
 
-@pytest.mark.parametrize('method', ['pushpull', 'ns', 'telea'])
+@pytest.mark.parametrize('method', ['pushpull', 'ns', 'telea', 'patchmatch'])
 def test_a_classical_method_repairs_as_its_baseline(client, method):
   image = photo(48, 64, seed=5)
   hole = box_hole(48, 64, [(8, 10, 12, 16)])
@@ -146,8 +146,34 @@ def test_a_classical_method_repairs_as_its_baseline(client, method):
     filled = baselines.pushpull(image.astype(np.float32) / 255, hole[..., None])
     expected = np.clip(np.round(filled * 255), 0, 255).astype(np.uint8)
   else:
-    expected = baselines.opencv_inpaint_uint8(image, hole, method)
+    expected = baselines.inpaint_uint8(image, hole, method)
   np.testing.assert_array_equal(repaired[hole], expected[hole])
+
+
+def test_patchmatch_repairs_the_same_twice_and_continues_texture(client):
+  # Vertical stripes 4 px wide: every patch of the hole has exact matches outside it.
+  image = np.zeros((48, 64, 3), np.uint8)
+  image[:, (np.arange(64) // 4) % 2 == 1] = (200, 40, 90)
+  hole = box_hole(48, 64, [(16, 24, 12, 12)])
+  repairs = [
+      decoded(
+          client.post(
+              '/api/inpaint',
+              files=files(png(image), mask_png(hole)),
+              data={'method': 'patchmatch'},
+          )
+      )
+      for _ in range(2)
+  ]
+  np.testing.assert_array_equal(repairs[0], repairs[1])
+  np.testing.assert_array_equal(repairs[0][~hole], image[~hole])
+  # The stripes go on through the hole: PatchMatch keeps most of their contrast and lands
+  # nearer the original than Navier-Stokes' smooth fill (measured: std 71 of the original's
+  # 94, mean error 37 levels against 59).
+  smooth = baselines.inpaint_uint8(image, hole, 'ns')
+  assert repairs[0][hole][:, 0].std() > 0.6 * image[hole][:, 0].std() > smooth[hole][:, 0].std()
+  error = lambda repaired: np.abs(repaired[hole].astype(int) - image[hole]).mean()
+  assert error(repairs[0]) < 0.75 * error(smooth)
 
 
 def test_an_unknown_method_is_400(client):
@@ -157,7 +183,9 @@ def test_an_unknown_method_is_400(client):
       data={'method': 'magic'},
   )
   assert response.status_code == 400
-  assert response.json() == {'error': 'field "method" must be one of model, pushpull, telea, ns'}
+  assert response.json() == {
+      'error': 'field "method" must be one of model, pushpull, telea, ns, patchmatch'
+  }
 
 
 @pytest.mark.parametrize('channels,mode', [(1, 'L'), (4, 'RGBA')])
@@ -352,7 +380,7 @@ def test_health(client, inpainter):
           'strategy': 'crop',
           'window_sizes': list(inpainter.options.run_sides),
       },
-      'methods': ['model', 'pushpull', 'telea', 'ns'],
+      'methods': ['model', 'pushpull', 'telea', 'ns', 'patchmatch'],
       'hole_threshold': 128,
       'limits': {'max_pixels': 25_000_000, 'max_upload_mb': 50},
   }
@@ -364,7 +392,7 @@ def test_openapi_describes_the_api(client):
   inpaint = schema['paths']['/api/inpaint']['post']
   form = inpaint['requestBody']['content']['multipart/form-data']['schema']
   assert form['required'] == ['image', 'mask']
-  assert form['properties']['method']['enum'] == ['model', 'pushpull', 'telea', 'ns']
+  assert form['properties']['method']['enum'] == ['model', 'pushpull', 'telea', 'ns', 'patchmatch']
   assert set(inpaint['responses']) == {'200', '400', '413', '422'}
   assert 'image/png' in inpaint['responses']['200']['content']
   assert 'get' in schema['paths']['/api/health']

@@ -18,12 +18,16 @@ Then `python main.py --mode=eval --model=NAME --output=OUT` gives the card's num
   # Per image, the model's LPIPS against a classical fill's (is a small mean margin real?):
   python tools/release.py paired --workdir=flax_inpaint/weights/releases/album-covers \
       --eval_dir=../shared/data/album-covers-dev/val --kinds=boxes --baseline=ns
+  # PatchMatch's hole PSNR and LPIPS per patch radius, on the release's eval masks:
+  python tools/release.py patchmatch_radius --workdir=album-covers \
+      --eval_dir=../shared/data/album-covers-dev/val --num_images=60
 """
 
 import json
 import os
 import pathlib
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -57,6 +61,7 @@ flags.DEFINE_list('metrics', [], '`tables`: eval metrics.json files.')
 flags.DEFINE_enum(
     'baseline', 'ns', list(baselines.BASELINES), '`paired`: the classical fill to compare with.'
 )
+flags.DEFINE_list('radii', ['1', '2', '3', '4', '5'], '`patchmatch_radius`: the radii tried.')
 flags.DEFINE_integer('every', 1, '`curve`: only the checkpoints of steps that divide by this.')
 # Storage in float16 must not move the eval by this much (hole PSNR, dB, any kind).
 FLOAT16_TOLERANCE_DB = 0.02
@@ -210,8 +215,39 @@ def tables(_):
       print(f"| {method} | {scores['hole_psnr']:.2f} | {scores['ssim']:.4f} | {lpips} |")
 
 
+def patchmatch_radius(source):
+  """Per kind and patch radius (--radii): PatchMatch's mean hole PSNR and LPIPS on the eval
+  set (`source`'s masks), and its seconds per image: how baselines.PATCHMATCH_RADIUS was
+  chosen."""
+  trained, images, holes = _setup(source)
+  scorer = evaluate.LpipsScorer(trained.config)
+  images_u8 = np.round(images * 255).astype(np.uint8)
+  print('| radius | ' + ' | '.join(f'{k} hole PSNR / LPIPS' for k in FLAGS.kinds) + ' | s/image |')
+  print('|---|' + '---|' * (len(FLAGS.kinds) + 1))
+  for radius in FLAGS.radii:
+    cells, start = [], time.perf_counter()
+    for kind in FLAGS.kinds:
+      kind_holes = holes[kind]
+      filled = np.stack(
+          [baselines.patchmatch_uint8(u, h, int(radius)) for u, h in zip(images_u8, kind_holes)]
+      )
+      repaired = images * (1 - kind_holes) + filled.astype(np.float32) / 255.0 * kind_holes
+      psnr = np.mean([metrics.psnr(r, o, h) for r, o, h in zip(repaired, images, kind_holes)])
+      lpips = scorer(repaired, images)
+      cells.append(f'{psnr:.2f} / ' + ('n/a' if lpips is None else f'{lpips.mean():.4f}'))
+    per_image = (time.perf_counter() - start) / (len(images) * len(FLAGS.kinds))
+    print(f'| {radius} | ' + ' | '.join(cells) + f' | {per_image:.2f} |', flush=True)
+
+
 def main(argv):
-  commands = {'curve': curve, 'write': write, 'grid': grid, 'tables': tables, 'paired': paired}
+  commands = {
+      'curve': curve,
+      'write': write,
+      'grid': grid,
+      'tables': tables,
+      'paired': paired,
+      'patchmatch_radius': patchmatch_radius,
+  }
   if len(argv) != 2 or argv[1] not in commands:
     raise app.UsageError(
         f'usage: tools/release.py {{{",".join(commands)}}} --workdir=W ' '--eval_dir=D'

@@ -147,13 +147,28 @@ def get_config() -> ml_collections.ConfigDict:
   # Cap on the number of images read (None = all); the seed used 20k.
   config.data.max_images = config_dict.placeholder(int)
 
+  config.discriminator = ml_collections.ConfigDict()
+  # Adversarial training (LaMa, MI-GAN): a PatchGAN discriminator (nn/discriminator.py)
+  # trained beside the model, for which the holes' pixels are fake and a photo is real.
+  # Both weights 0 = no discriminator. `weight`: the model's non-saturating adversarial
+  # term on its painted patches; `feature_matching_weight`: the squared distance of the
+  # discriminator's activations on the repair and on the photo (LaMa: 10 and 100).
+  config.discriminator.weight = 0.0
+  config.discriminator.feature_matching_weight = 0.0
+  # R1 gradient penalty on photos (gamma: half of it times the squared gradient norm).
+  config.discriminator.r1_weight = 10.0
+  config.discriminator.lr = 1e-4
+  # Stride-2 layers' widths: 3 give one logit per 8x8 pixels.
+  config.discriminator.widths = (32, 64, 128)
+
   config.eval = ml_collections.ConfigDict()
   # A folder of eval images (sorted by path); None = the eval split of data.source.
   config.eval.dir = config_dict.placeholder(str)
   config.eval.num_images = 200
   config.eval.batch_size = 16
   config.eval.seed = 0
-  # Classical baselines in the eval table (push-pull, OpenCV Telea/NS, mean fill, masked).
+  # Classical baselines in the eval table (push-pull, OpenCV Telea/NS, PatchMatch, mean
+  # fill, masked).
   config.eval.baselines = True
   # Which of them (None = all of evaluation/baselines.py's BASELINES): LPIPS costs a VGG16
   # pass per image and method, so a table that already has some (same eval set:

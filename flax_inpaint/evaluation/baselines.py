@@ -1,7 +1,10 @@
 """Classical inpainting to compare against: the push-pull fill (fills.py), OpenCV Telea and
-Navier-Stokes, mean-colour fill, and the masked input itself. Images are float [H, W, 3] in [0, 1]; holes
-[H, W, 1], 1 = hole. Each returns the composite (the original outside the holes).
+Navier-Stokes, PatchMatch (Barnes et al. 2009: texture copied from the known part of the
+image), mean-colour fill, and the masked input itself. Images are float [H, W, 3] in [0, 1];
+holes [H, W, 1], 1 = hole. Each returns the composite (the original outside the holes).
 """
+
+import threading
 
 import jax.numpy as jnp
 import numpy as np
@@ -20,18 +23,50 @@ def mean_fill(image, hole):
   return image * valid + colour * hole
 
 
+# PatchMatch's patch radius: patches of (2 r + 1)^2 pixels. Chosen on the dev val covers
+# (BENCHMARKS.md, "PatchMatch's patch radius").
+PATCHMATCH_RADIUS = 3
+# Its random search starts from this seed at every call: the same input, the same repair.
+PATCHMATCH_SEED = 0
+# The seed is the library's process-wide state: set and used under one lock.
+_PATCHMATCH_LOCK = threading.Lock()
+
+
+def _mask_uint8(hole, shape) -> np.ndarray:
+  return (np.asarray(hole).reshape(shape[:2]) > 0).astype(np.uint8) * 255
+
+
 def opencv_inpaint_uint8(image_u8, hole, method: str, radius: int = 3) -> np.ndarray:
   """cv2.inpaint on uint8 [H, W, 3] with a bool/float hole mask [H, W] or [H, W, 1]."""
-  import cv2
+  import cv2  # Only for these methods.
 
   flag = {'telea': cv2.INPAINT_TELEA, 'ns': cv2.INPAINT_NS}[method]
-  mask_u8 = (np.asarray(hole).reshape(image_u8.shape[:2]) > 0).astype(np.uint8) * 255
-  return cv2.inpaint(np.ascontiguousarray(image_u8), mask_u8, radius, flag)
+  return cv2.inpaint(
+      np.ascontiguousarray(image_u8), _mask_uint8(hole, image_u8.shape), radius, flag
+  )
 
 
-def _opencv(image, hole, method):
+def patchmatch_uint8(image_u8, hole, radius: int = PATCHMATCH_RADIUS) -> np.ndarray:
+  """PatchMatch (pypatchmatch) on uint8 [H, W, 3] with a hole mask [H, W] or [H, W, 1],
+  seeded with PATCHMATCH_SEED: the same input gives the same repair."""
+  from patchmatch import patch_match  # Loads its compiled library: only for this method.
+
+  mask = _mask_uint8(hole, image_u8.shape)
+  with _PATCHMATCH_LOCK:
+    patch_match.set_random_seed(PATCHMATCH_SEED)
+    return patch_match.inpaint(np.ascontiguousarray(image_u8), mask, patch_size=radius)
+
+
+def inpaint_uint8(image_u8, hole, method: str) -> np.ndarray:
+  """A classical method that works on uint8 pixels ('telea', 'ns', 'patchmatch')."""
+  if method == 'patchmatch':
+    return patchmatch_uint8(image_u8, hole)
+  return opencv_inpaint_uint8(image_u8, hole, method)
+
+
+def _uint8_method(image, hole, method):
   image_u8 = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
-  repaired = opencv_inpaint_uint8(image_u8, hole, method).astype(np.float32) / 255.0
+  repaired = inpaint_uint8(image_u8, hole, method).astype(np.float32) / 255.0
   return image * (1.0 - hole) + repaired * hole
 
 
@@ -45,11 +80,15 @@ def pushpull(image, hole):
 
 
 def telea(image, hole):
-  return _opencv(image, hole, 'telea')
+  return _uint8_method(image, hole, 'telea')
 
 
 def navier_stokes(image, hole):
-  return _opencv(image, hole, 'ns')
+  return _uint8_method(image, hole, 'ns')
+
+
+def patchmatch(image, hole):
+  return _uint8_method(image, hole, 'patchmatch')
 
 
 # The classical repair methods, in the order every list of them shows: the eval tables,
@@ -58,6 +97,7 @@ CLASSICAL_METHODS = {
     'pushpull': pushpull,
     'telea': telea,
     'ns': navier_stokes,
+    'patchmatch': patchmatch,
 }
 # The eval tables' rows: the classical methods, then two references that repair nothing.
 BASELINES = {

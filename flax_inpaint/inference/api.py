@@ -207,8 +207,8 @@ def _setup():
 
 def classical_inpaint_array(pixels: np.ndarray, hole: np.ndarray, method: str) -> np.ndarray:
   """Repairs uint8 pixels (any layout `Inpainter.inpaint_array` takes) under a bool H x W
-  mask with a classical method: 'pushpull' (the fill the released model corrects), OpenCV
-  'ns' (Navier-Stokes) or 'telea'."""
+  mask with a classical method of CLASSICAL_METHODS: 'pushpull' (the fill the released
+  model corrects), OpenCV 'telea' or 'ns' (Navier-Stokes), or 'patchmatch'."""
   if method not in CLASSICAL_METHODS:
     raise ValueError(f'method={method!r} is unknown: use one of {list(METHODS)}')
   pixels, hole = np.asarray(pixels), np.asarray(hole, bool)
@@ -217,5 +217,5 @@ def classical_inpaint_array(pixels: np.ndarray, hole: np.ndarray, method: str) -
     filled = baselines.pushpull(rgb.astype(np.float32) / 255.0, hole[..., None])
     repaired_rgb = np.clip(np.round(filled * 255.0), 0, 255).astype(np.uint8)
   else:
-    repaired_rgb = baselines.opencv_inpaint_uint8(np.ascontiguousarray(rgb), hole, method)
+    repaired_rgb = baselines.inpaint_uint8(np.ascontiguousarray(rgb), hole, method)
   return user_files.restore_pixels(pixels, repaired_rgb, hole)

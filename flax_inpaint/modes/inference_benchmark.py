@@ -1,5 +1,5 @@
 """Times repairs of large photos on this machine, beside the classical fills (push-pull,
-OpenCV Navier-Stokes and Telea); prints JSON.
+OpenCV Navier-Stokes and Telea, PatchMatch); prints JSON.
 
   python -m flax_inpaint.inference_benchmark --model=album-covers
   python -m flax_inpaint.inference_benchmark --config=configs/full.py
@@ -123,6 +123,7 @@ def run_case(config, workdir, case, repeats, model=None) -> dict:
       'opencv_ns_seconds': round(classical['ns'], 4),
       'opencv_telea_seconds': round(classical['telea'], 4),
       'pushpull_seconds': round(classical['pushpull'], 4),
+      'patchmatch_seconds': round(classical['patchmatch'], 4),
       'windows': sorted({s[1] for s in inpainter.program_shapes}),
       'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
       'cpu_count': os.cpu_count(),

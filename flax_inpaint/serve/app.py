@@ -264,7 +264,7 @@ class _Endpoints:
                 default: model
                 description: >-
                   The model, or a classical fill to compare it with (push-pull, OpenCV
-                  Navier-Stokes, OpenCV Telea).
+                  Telea, OpenCV Navier-Stokes, PatchMatch).
     responses:
       '200':
         description: The repaired image.

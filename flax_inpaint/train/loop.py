@@ -183,7 +183,14 @@ def run_loop(
   config, mesh = components.config, components.mesh
   workdir = pathlib.Path(workdir)
   manager = checkpointing.make_manager(workdir, keep=config.train.keep_checkpoints)
-  train_step = steps.make_train_step(components.model, components.tx, config, mesh)
+  train_step = steps.make_train_step(
+      components.model,
+      components.tx,
+      config,
+      mesh,
+      discriminator=components.discriminator,
+      disc_tx=components.disc_tx,
+  )
   base_key = jax.random.key(config.train.seed)
   step = int(state.step)
   if samples is not None and step == 0:  # The first evaluation: the untrained model.
@@ -234,7 +241,7 @@ def run_loop(
           samples(step, state)
         if save_now:
           # A finite loss can still leave non-finite params after the update: never save them.
-          if not bool(_all_finite(state.params)):
+          if not bool(_all_finite((state.params, state.disc_params))):
             raise _diverged(workdir, step, manager)
           checkpointing.save(manager, step, state)
         for hook in hooks:

@@ -102,6 +102,55 @@ def perceptual_and_style(
   return perceptual, style
 
 
+# ----------------------------------------------------------------------------------
+# Adversarial terms (LaMa's non-saturating loss with R1): for the discriminator a photo is
+# real everywhere, and a repaired image is fake where its patches hold painted pixels.
+
+
+def hole_fraction_at(hole_mask, scale: int):
+  """[B, H, W, 1] hole masks -> [B, H / scale, W / scale, 1]: each patch's hole fraction,
+  the discriminator's fake target at its logits' resolution."""
+  batch, height, width, channels = hole_mask.shape
+  patches = hole_mask.reshape(batch, height // scale, scale, width // scale, scale, channels)
+  return patches.astype(jnp.float32).mean(axis=(2, 4))
+
+
+def discriminator_loss(*, real_logits, fake_logits, fake_holes):
+  """Mean softplus(-real) over a photo's logits, plus, over a repaired image's,
+  softplus(fake) weighted by each patch's hole fraction and softplus(-fake) by the rest."""
+  real = jnp.mean(jax.nn.softplus(-real_logits))
+  fake = jnp.mean(
+      fake_holes * jax.nn.softplus(fake_logits) + (1.0 - fake_holes) * jax.nn.softplus(-fake_logits)
+  )
+  return real + fake
+
+
+def generator_adversarial_loss(*, fake_logits, fake_holes):
+  """The non-saturating generator loss softplus(-fake), averaged over the painted patches
+  (weighted by their hole fraction)."""
+  weighted = jnp.sum(fake_holes * jax.nn.softplus(-fake_logits))
+  return weighted / jnp.maximum(jnp.sum(fake_holes), 1.0)
+
+
+def feature_matching_loss(*, fake_features, real_features):
+  """Mean over the discriminator's layers of the mean squared difference between its
+  activations on the repaired image and on the photo (no gradient into the photo's)."""
+  return jnp.mean(
+      jnp.stack(
+          [
+              jnp.mean(jnp.square(fake - jax.lax.stop_gradient(real)))
+              for fake, real in zip(fake_features, real_features)
+          ]
+      )
+  )
+
+
+def r1_penalty(real_gradients):
+  """R1 (Mescheder et al. 2018): half the squared norm of the discriminator's gradient at
+  the photos, summed per image, averaged over the batch."""
+  return 0.5 * jnp.mean(jnp.sum(jnp.square(real_gradients), axis=(1, 2, 3)))
+
+
 def vgg_options(config) -> dict:
   """VGG16Features attributes for the loss, from the resolved config: its dtype from
   `loss.vgg_dtype`, how it pools, differentiates ReLU and pads its input from `impl`."""

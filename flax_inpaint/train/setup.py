@@ -19,6 +19,7 @@ import optax
 
 from flax_inpaint import errors
 from flax_inpaint.config import config_lib
+from flax_inpaint.nn import discriminator as discriminator_lib
 from flax_inpaint.nn import models
 from flax_inpaint.nn import vgg16
 from flax_inpaint.train import checkpointing
@@ -41,6 +42,9 @@ class Components:
     model: the U-Net.
     tx: the optimizer (None for inference).
     vgg_params: frozen VGG16 params for the loss (None when no VGG term or for inference).
+    discriminator: the PatchGAN of adversarial training (None when
+      config.discriminator.weight and feature_matching_weight are 0, or for inference).
+    disc_tx: the discriminator's optimizer (None without one).
   """
 
   config: ml_collections.FrozenConfigDict
@@ -48,6 +52,8 @@ class Components:
   model: models.UNet
   tx: Optional[optax.GradientTransformation] = None
   vgg_params: Optional[Any] = None
+  discriminator: Optional[discriminator_lib.PatchDiscriminator] = None
+  disc_tx: Optional[optax.GradientTransformation] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,12 +111,18 @@ def build(
   model = models.create_model(config.model, config.impl)
   if not training:
     return Components(config=config, mesh=mesh, model=model)
+  discriminator = disc_tx = None
+  if validation.uses_discriminator(config):
+    discriminator = discriminator_lib.PatchDiscriminator(tuple(config.discriminator.widths))
+    disc_tx = optax.adam(config.discriminator.lr)
   return Components(
       config=config,
       mesh=mesh,
       model=model,
       tx=steps.make_optimizer(config.train),
       vgg_params=load_vgg_params(config),
+      discriminator=discriminator,
+      disc_tx=disc_tx,
   )
 
 
@@ -138,7 +150,8 @@ def initial_state(components: Components, workdir) -> steps.TrainState:
     trained_source(init_from, INIT_FROM_OPTION)  # Fails before the first save.
   size, seed, ema = config.data.image_size, config.train.seed, steps.uses_ema(config.train)
   model, tx, mesh = components.model, components.tx, components.mesh
-  abstract = steps.abstract_train_state(model, tx, size, seed, mesh, ema)
+  gan = {'discriminator': components.discriminator, 'disc_tx': components.disc_tx}
+  abstract = steps.abstract_train_state(model, tx, size, seed, mesh, ema, **gan)
   state = checkpointing.restore_latest(workdir, abstract)
   if state is not None:
     logging.info(
@@ -152,7 +165,7 @@ def initial_state(components: Components, workdir) -> steps.TrainState:
     init_params = trained_variables(components, init_from, option=INIT_FROM_OPTION)[0]['params']
     logging.info('Starting from the params of %s', init_from)
   logging.info('No checkpoint in %s: starting from step 0', checkpointing.checkpoint_dir(workdir))
-  return steps.create_train_state(model, tx, size, seed, mesh, ema, init_params)
+  return steps.create_train_state(model, tx, size, seed, mesh, ema, init_params, **gan)
 
 
 # ----------------------------------------------------------------------------------

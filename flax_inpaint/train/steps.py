@@ -25,6 +25,8 @@ class TrainState:
   """Everything a checkpoint holds. No PRNG keys, no VGG params.
 
   `ema_params`: the params' exponential moving average (train.ema_decay), {} when off.
+  `disc_params`, `disc_opt_state`: the discriminator's params and optimizer state
+  (config.discriminator), {} when there is none.
   """
 
   step: jax.Array
@@ -32,6 +34,8 @@ class TrainState:
   batch_stats: Any
   opt_state: Any
   ema_params: Any = flax.struct.field(default_factory=dict)
+  disc_params: Any = flax.struct.field(default_factory=dict)
+  disc_opt_state: Any = flax.struct.field(default_factory=dict)
 
 
 def uses_ema(train_config) -> bool:
@@ -71,29 +75,70 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
   return optax.chain(*chain, optax.adam(make_schedule(train_config)))
 
 
-def init_state(model, tx, image_size: int, seed: int, ema: bool = False, params=None) -> TrainState:
+def init_state(
+    model,
+    tx,
+    image_size: int,
+    seed: int,
+    ema: bool = False,
+    params=None,
+    discriminator=None,
+    disc_tx=None,
+) -> TrainState:
   """A fresh state (call under jit with out_shardings, or via jax.eval_shape). `params`:
-  start from these (train.init_from) instead of random ones; the optimizer starts afresh."""
+  start from these (train.init_from) instead of random ones; the optimizer starts afresh.
+  `discriminator`, `disc_tx`: a discriminator and its optimizer, initialised too."""
   variables = init_variables(model, image_size, seed)
   params = variables['params'] if params is None else params
+  disc_params = disc_opt_state = {}
+  if discriminator is not None:
+    images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+    disc_params = discriminator.init(jax.random.key(seed + 1), images)['params']
+    disc_opt_state = disc_tx.init(disc_params)
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
       batch_stats=variables.get('batch_stats', {}),
       opt_state=tx.init(params),
       ema_params=params if ema else {},
+      disc_params=disc_params,
+      disc_opt_state=disc_opt_state,
   )
 
 
-def create_train_state(model, tx, image_size, seed, mesh, ema=False, params=None):
+def create_train_state(
+    model, tx, image_size, seed, mesh, ema=False, params=None, discriminator=None, disc_tx=None
+):
   """Initialises the state directly as replicated arrays on the mesh."""
-  init = functools.partial(init_state, model, tx, image_size, seed, ema)
+  init = functools.partial(
+      init_state,
+      model,
+      tx,
+      image_size,
+      seed,
+      ema,
+      discriminator=discriminator,
+      disc_tx=disc_tx,
+  )
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(params)
 
 
-def abstract_train_state(model, tx, image_size, seed, mesh, ema=False):
+def abstract_train_state(
+    model, tx, image_size, seed, mesh, ema=False, discriminator=None, disc_tx=None
+):
   """Shapes, dtypes and shardings of the state, without allocating it."""
-  shapes = jax.eval_shape(functools.partial(init_state, model, tx, image_size, seed, ema))
+  shapes = jax.eval_shape(
+      functools.partial(
+          init_state,
+          model,
+          tx,
+          image_size,
+          seed,
+          ema,
+          discriminator=discriminator,
+          disc_tx=disc_tx,
+      )
+  )
   rep = sharding.replicated(mesh)
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
@@ -133,9 +178,14 @@ def to_float_holes(hole_mask):
   return (hole_mask > 0).astype(jnp.float32)
 
 
-def make_train_step(model, tx, config, mesh):
+def make_train_step(model, tx, config, mesh, discriminator=None, disc_tx=None):
   """Builds the jitted step(state, images, vgg_params, base_key, hole_mask=None) ->
   (state, metrics).
+
+  With a `discriminator` (and its optimizer `disc_tx`) the model's loss adds the
+  adversarial and feature-matching terms of `config.discriminator`, and the step then
+  updates the discriminator on the photos (real, with R1) and the repaired images (fake in
+  the holes); a non-finite discriminator loss counts as a non-finite step.
 
   Without `hole_mask`, masks are drawn inside the step from fold_in(base_key, step) (or
   base_key in fixed mode), as `config.masks` says. With it (masks.kind='files': the input
@@ -154,6 +204,36 @@ def make_train_step(model, tx, config, mesh):
   use_batch_norm = model.norm == 'batch'
   ema_decay = float(config.train.ema_decay)
   vgg_options = losses.vgg_options(config)
+  gan = config.discriminator
+  scale = None if discriminator is None else 2 ** len(discriminator.widths)
+
+  def adversarial_terms(params_of_disc, repaired, images, fake_holes):
+    """The model's adversarial and feature-matching terms (weighted)."""
+    fake_logits, fake_features = discriminator.apply({'params': params_of_disc}, repaired)
+    _, real_features = discriminator.apply({'params': params_of_disc}, images)
+    return {
+        'adversarial': gan.weight
+        * losses.generator_adversarial_loss(fake_logits=fake_logits, fake_holes=fake_holes),
+        'feature_matching': gan.feature_matching_weight
+        * losses.feature_matching_loss(fake_features=fake_features, real_features=real_features),
+    }
+
+  def discriminator_update(state, images, repaired, fake_holes):
+    """(disc_params, disc_opt_state, its terms) after one step on photos and repairs."""
+
+    def disc_loss_fn(disc_params):
+      logits_of = lambda x: discriminator.apply({'params': disc_params}, x)[0]
+      real_logits, pullback = jax.vjp(logits_of, images)
+      (real_gradients,) = pullback(jnp.ones_like(real_logits))
+      adversarial = losses.discriminator_loss(
+          real_logits=real_logits, fake_logits=logits_of(repaired), fake_holes=fake_holes
+      )
+      r1 = gan.r1_weight * losses.r1_penalty(real_gradients)
+      return adversarial + r1, {'discriminator': adversarial, 'r1': r1}
+
+    grads, terms = jax.grad(disc_loss_fn, has_aux=True)(state.disc_params)
+    updates, disc_opt_state = disc_tx.update(grads, state.disc_opt_state, state.disc_params)
+    return optax.apply_updates(state.disc_params, updates), disc_opt_state, terms
 
   def step_hole_mask(hole_mask, state, base_key, batch, height, width):
     if hole_mask is not None:
@@ -192,11 +272,25 @@ def make_train_step(model, tx, config, mesh):
           vgg_params=vgg_params,
           vgg_options=vgg_options,
       )
-      return loss, (terms, updates)
+      repaired = models.composite(prediction, images, hole_mask)
+      if discriminator is not None:
+        extra = adversarial_terms(state.disc_params, repaired, images, fake_holes)
+        loss = loss + sum(extra.values())
+        terms = {**terms, **extra, 'loss': loss}
+      return loss, (terms, updates, repaired)
 
-    grads, (terms, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
+    fake_holes = None if discriminator is None else losses.hole_fraction_at(hole_mask, scale)
+    grads, (terms, updates, repaired) = jax.grad(loss_fn, has_aux=True)(state.params)
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, param_updates)
+    finite = jnp.isfinite(terms['loss'])
+    if discriminator is not None:
+      disc_params, disc_opt_state, disc_terms = discriminator_update(
+          state, images, jax.lax.stop_gradient(repaired), fake_holes
+      )
+      state = state.replace(disc_params=disc_params, disc_opt_state=disc_opt_state)
+      terms = {**terms, **disc_terms}
+      finite = finite & jnp.isfinite(disc_terms['discriminator'] + disc_terms['r1'])
     new_state = state.replace(
         step=state.step + 1,
         params=params,
@@ -206,7 +300,7 @@ def make_train_step(model, tx, config, mesh):
         if ema_decay
         else state.ema_params,
     )
-    first_nonfinite = jnp.where(jnp.isfinite(terms['loss']), NO_NONFINITE_STEP, state.step + 1)
+    first_nonfinite = jnp.where(finite, NO_NONFINITE_STEP, state.step + 1)
     metrics = {**terms, 'grad_norm': optax.tree.norm(grads), FIRST_NONFINITE_STEP: first_nonfinite}
     return new_state, metrics
 

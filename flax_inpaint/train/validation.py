@@ -19,6 +19,7 @@ from flax_inpaint.config import schema
 from flax_inpaint.data import crops
 from flax_inpaint.data import masks
 from flax_inpaint.evaluation import baselines
+from flax_inpaint.nn import discriminator
 from flax_inpaint.nn import fills
 from flax_inpaint.nn import models
 from flax_inpaint.nn import ops
@@ -183,10 +184,38 @@ def validate(config, *, num_devices=None, mode='train'):
     )
   for layer in config.loss.perceptual_layers:
     _choice(layer, vgg16.TAPS, 'loss.perceptual_layers')
+  _validate_discriminator(config)
+
+
+def _validate_discriminator(config):
+  gan = config.discriminator
+  for field in ('weight', 'feature_matching_weight', 'r1_weight'):
+    if not gan[field] >= 0:
+      raise errors.ConfigError(f'config.discriminator.{field}={gan[field]} must be >= 0')
+  if not gan.lr > 0:
+    raise errors.ConfigError(f'config.discriminator.lr={gan.lr} must be positive')
+  widths = tuple(gan.widths)
+  if not widths or not all(
+      isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths
+  ):
+    raise errors.ConfigError(
+        f'config.discriminator.widths={widths} must be positive whole numbers, e.g. (32,64,128)'
+    )
+  side = config.data.crop_size or config.data.image_size
+  if side % discriminator.logits_scale(widths):
+    raise errors.ConfigError(
+        f'config.discriminator.widths={widths}: {len(widths)} halvings do not divide the '
+        f'training side {side}; use fewer widths'
+    )
 
 
 def uses_vgg(config) -> bool:
   return bool(config.loss.perceptual_weight or config.loss.style_weight)
+
+
+def uses_discriminator(config) -> bool:
+  """Whether training runs a discriminator beside the model (an adversarial term)."""
+  return bool(config.discriminator.weight or config.discriminator.feature_matching_weight)
 
 
 def resolve(config, *, mode='train') -> ml_collections.FrozenConfigDict:

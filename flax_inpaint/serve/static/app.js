@@ -32,6 +32,7 @@ const state = {
 // Names of the methods api/health lists, as the menu shows them.
 const METHOD_LABELS = {
   model: 'Model', pushpull: 'Push-pull fill', ns: 'OpenCV Navier-Stokes', telea: 'OpenCV Telea',
+  patchmatch: 'PatchMatch',
 };
 
 // ---------------------------------------------------------------------------------
