@@ -25,6 +25,7 @@ they use a released model (`--model=NAME`, default `pretrained.DEFAULT_RELEASE`)
 import importlib
 import logging as py_logging
 import pathlib
+import signal
 import sys
 from typing import List, Optional
 
@@ -69,6 +70,7 @@ MODE_FLAGS = {
         'input',
         'mask',
         'output',
+        'example',
         'model',
         'workdir',
         'mask_threshold',
@@ -125,6 +127,12 @@ def define_flags() -> None:
   )
   flags.DEFINE_enum('mode', 'train', list(MODES), 'What to do.')
   flags.DEFINE_string('input', None, 'inpaint: an image file or a folder of images.')
+  flags.DEFINE_bool(
+      'example',
+      False,
+      'inpaint: repair the example photo shipped with the package under its mask '
+      '(instead of --input and --mask).',
+  )
   flags.DEFINE_string(
       'mask',
       None,
@@ -316,6 +324,8 @@ def main(argv):
   config = _mode_config(mode, workdir)
   if config is not None:
     distributed.maybe_initialize(config.distributed)
+  if mode in _SIGTERM_INTERRUPTS:
+    signal.signal(signal.SIGTERM, _interrupt)
   # Only the mode that runs is imported: each loads what it needs (TensorFlow, uvicorn).
   mode_module = importlib.import_module(f'flax_inpaint.modes.{MODE_MODULES[mode]}')
   mode_module.main(config, workdir, FLAGS)
@@ -340,6 +350,16 @@ def _fail(message, status):
   sys.exit(status)
 
 
+def _interrupt(signum, frame):
+  del signum, frame
+  raise KeyboardInterrupt
+
+
+# Modes that stop on SIGTERM as on Ctrl-C (training saves a checkpoint on either; uvicorn
+# shuts the server down on either).
+_SIGTERM_INTERRUPTS = ('eval', 'inpaint', 'export', 'prepare')
+
+
 def run_app(main_fn, argv, flags_parser=command_line.parse_config_flags):
   """app.run(main_fn) with a quiet console; a user error is one line on stderr and exit
   status 2, a diverged run one line and exit status 3."""
@@ -352,6 +372,12 @@ def run_app(main_fn, argv, flags_parser=command_line.parse_config_flags):
     app.run(quiet_main, argv=argv, flags_parser=flags_parser)
   except errors.DivergedError as e:
     _fail(e, errors.DIVERGED_STATUS)
+  except errors.Interrupted as e:
+    print(e, file=sys.stderr)
+    sys.exit(errors.INTERRUPTED_STATUS)
+  except KeyboardInterrupt:
+    print('interrupted: nothing half-written was kept; rerun the same command', file=sys.stderr)
+    sys.exit(errors.INTERRUPTED_STATUS)
   except USER_ERRORS as e:
     _fail(e, errors.USAGE_ERROR_STATUS)
 
@@ -360,6 +386,9 @@ def run(argv=None):
   """Entry point of main.py and of the `flax-inpaint` console command."""
   argv = list(sys.argv if argv is None else argv)
   define_flags()
+  if len(argv) == 1:  # No mode, no flag: the modes, as --help lists them; a usage error.
+    print(help_text(argv))
+    sys.exit(errors.USAGE_ERROR_STATUS)
   try:
     if _maybe_print_help(argv):
       sys.exit(0)

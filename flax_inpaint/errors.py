@@ -4,9 +4,11 @@ The cli reports these in one line with exit status 2 (`DivergedError`: 3); the m
 raise them and the callers that catch them import only this.
 """
 
-# Exit statuses: a user error (any of these but DivergedError), a diverged run.
+# Exit statuses: a user error (any of these but DivergedError), a diverged run, a run
+# stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 USAGE_ERROR_STATUS = 2
 DIVERGED_STATUS = 3
+INTERRUPTED_STATUS = 130
 
 
 class UsageError(ValueError):
@@ -37,6 +39,10 @@ class CheckpointError(ValueError):
 class DivergedError(RuntimeError):
   """The training loss stopped being finite; the message names the step and the kept
   checkpoint."""
+
+
+class Interrupted(Exception):
+  """Ctrl-C or SIGTERM stopped a mode: one line saying what was done and how to go on."""
 
 
 class ImageFileError(ValueError):

@@ -48,6 +48,15 @@ def test_help_lists_the_modes_and_exits_0(runner, command):
   )
 
 
+def test_the_bare_command_lists_the_modes_and_exits_2():
+  result = run_installed([])
+  assert result.returncode == 2, result.stdout
+  assert result.stdout == run_installed(['--help']).stdout
+  assert result.stdout.splitlines()[2:3] + result.stdout.splitlines()[3:10] == (
+      ['modes:'] + MODE_LINES
+  )
+
+
 @pytest.mark.parametrize(
     'runner,args,command',
     [
@@ -72,6 +81,7 @@ def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
       '--input',
       '--mask',
       '--output',
+      '--example',
       '--model',
       '--workdir',
       '--mask_threshold',
@@ -79,7 +89,7 @@ def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
       '--config',
       '--config.FIELD=VALUE',
   ]
-  assert lines[11] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
+  assert lines[12] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
 
 
 def test_helpfull_is_every_modes_help():

@@ -1,6 +1,8 @@
 """Repairing users' files: the CLI, the Python API, crops at any size, the exported model."""
 
 import os
+import pathlib
+import signal
 import subprocess
 import sys
 
@@ -211,14 +213,14 @@ def test_a_second_run_into_the_input_folder_skips_its_own_results(workdir, tmp_p
   assert first.returncode == 0, first.stdout[-3000:]
   assert [l for l in first.stdout.splitlines() if l.startswith('/')] == [str(folder / 'astro.png')]
   written = (folder / 'astro.png').read_bytes()
-  # Again: astro.png is the first run's result, not an input; replacing it needs --overwrite.
+  # Again: astro.png is the first run's result, not an input, and it was repaired from the
+  # same image and mask: nothing to do (--overwrite redoes it).
   second = run_main(args, workdir)
-  assert second.returncode == 2
+  assert second.returncode == 0, second.stdout[-3000:]
   assert 'Skipping 1 file(s) in' in second.stdout
-  assert error_lines(second.stdout) == [
-      f'error: {folder}/astro.png: already exists: choose another output folder, or pass '
-      '--overwrite to replace it'
-  ]
+  assert 'Skipping 1 of 1 image(s): already repaired in' in second.stdout
+  assert not [l for l in second.stdout.splitlines() if l.startswith('/')]
+  assert (folder / 'astro.png').read_bytes() == written
   third = run_main(args + ['--overwrite'], workdir)
   assert third.returncode == 0, third.stdout[-3000:]
   assert [l for l in third.stdout.splitlines() if l.startswith('/')] == [str(folder / 'astro.png')]
@@ -319,3 +321,44 @@ def test_export_never_overwrites_or_creates_folders(workdir, tmp_path):
   assert not (tmp_path / 'no').exists()
   assert run_main(['--mode=export', f'--output={target}', '--overwrite'], workdir).returncode == 0
   assert Inpainter.from_export(target).step == 2
+
+
+def test_an_interrupted_batch_resumes_without_repairing_twice(workdir, tmp_path):
+  inputs, masks = tmp_path / 'photos', tmp_path / 'masks'
+  inputs.mkdir()
+  masks.mkdir()
+  count = 300  # About 15 ms each with the tiny model: seconds in all, so Ctrl-C lands mid-run.
+  for i in range(count):
+    Image.fromarray(photo(96, 96, seed=i)).save(inputs / f'img_{i:03d}.png')
+    save_mask(hole_mask(96, 96, [(10 + i % 40, 20, 30, 40)]), masks / f'img_{i:03d}.png')
+  output = tmp_path / 'out'
+  args = ['--mode=inpaint', f'--input={inputs}', f'--mask={masks}', f'--output={output}']
+  argv = [sys.executable, str(ROOT / 'main.py')] + args + [f'--workdir={workdir}']
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  process = subprocess.Popen(
+      argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
+  first_paths = []
+  for line in process.stdout:  # Ctrl-C after the third result.
+    first_paths.append(line.strip())
+    if len(first_paths) == 3:
+      process.send_signal(signal.SIGINT)
+      break
+  rest, stderr = process.communicate(timeout=120)
+  first_paths += [l for l in rest.splitlines() if l.startswith('/')]
+  assert process.returncode == 130, stderr[-3000:]
+  done = len(first_paths)
+  assert 3 <= done < count
+  assert stderr.strip().splitlines()[-1] == (
+      f'interrupted: {done} of {count} written to {output}; rerun the same command to finish'
+  )
+  assert 'Traceback' not in stderr
+  assert sorted(p.name for p in output.glob('*.png')) == sorted(
+      pathlib.Path(p).name for p in first_paths
+  )  # Nothing half-written.
+  second = run_main(args, workdir)
+  assert second.returncode == 0, second.stdout[-3000:]
+  assert f'Skipping {done} of {count} image(s): already repaired in {output}' in second.stdout
+  second_paths = [l for l in second.stdout.splitlines() if l.startswith('/')]
+  assert len(second_paths) == count - done and not set(second_paths) & set(first_paths)
+  assert len(list(output.glob('*.png'))) == count

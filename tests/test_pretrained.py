@@ -169,6 +169,30 @@ def test_the_cli_without_a_workdir_repairs_with_the_release(tmp_path):
 
 
 @SHIPPED
+def test_the_example_command_repairs_the_shipped_photo(tmp_path):
+  from PIL import Image
+
+  from flax_inpaint.data import user_files
+
+  result = run_main(['--mode=inpaint', '--example', f'--output={tmp_path / "repaired"}'])
+  assert result.returncode == 0, result.stdout[-2000:]
+  written = tmp_path / 'repaired' / 'coffee.png'
+  assert result.stdout.strip().splitlines()[-1] == str(written)
+  photo = np.asarray(Image.open(user_files.EXAMPLE_IMAGE))
+  hole = np.asarray(Image.open(user_files.EXAMPLE_MASK)) >= user_files.HOLE_THRESHOLD
+  repaired = np.asarray(Image.open(written))
+  np.testing.assert_array_equal(repaired, Inpainter.from_pretrained().inpaint(photo, hole))
+  np.testing.assert_array_equal(repaired[~hole], photo[~hole])
+  assert 0.01 < hole.mean() < 0.1
+  both = run_main(['--mode=inpaint', '--example', '--input=x.png', f'--output={tmp_path}'])
+  assert both.returncode == 2
+  assert both.stdout.strip().splitlines()[-1] == (
+      'error: --example repairs the example photo under its own mask: give it without '
+      '--input and --mask'
+  )
+
+
+@SHIPPED
 def test_model_and_workdir_together_is_one_line(tmp_path):
   result = run_main(['--mode=serve', '--model=album-covers'], tmp_path)
   assert result.returncode == 2

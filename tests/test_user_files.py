@@ -259,16 +259,25 @@ def test_threshold_decides_the_holes(tmp_path):
     user_files.read_mask(tmp_path / 'levels.png', threshold=0)
 
 
-def test_empty_and_mostly_hole_masks_warn(tmp_path):
+def test_empty_and_mostly_hole_masks_warn_and_an_all_hole_mask_raises(tmp_path):
   Image.fromarray(smooth_rgb(20, 30)).save(tmp_path / 'photo.png')
   image = user_files.read_image(tmp_path / 'photo.png')
-  Image.new('L', (30, 20), 255).save(tmp_path / 'white.png')
+  mostly = np.full((20, 30), 255, np.uint8)
+  mostly[0, :6] = 0  # 1% of the image left.
+  Image.fromarray(mostly).save(tmp_path / 'mostly.png')
   with pytest.warns(ImageFileWarning) as caught:
-    user_files.read_mask(tmp_path / 'white.png', image=image)
+    user_files.read_mask(tmp_path / 'mostly.png', image=image)
   assert [str(w.message) for w in caught] == [
-      f'{tmp_path / "white.png"}: holes cover 100.0% of {tmp_path / "photo.png"} (more than '
+      f'{tmp_path / "mostly.png"}: holes cover 99.0% of {tmp_path / "photo.png"} (more than '
       '50%): is the mask inverted? Holes are white'
   ]
+  Image.new('L', (30, 20), 255).save(tmp_path / 'white.png')
+  with pytest.raises(MaskError) as raised:
+    user_files.read_mask(tmp_path / 'white.png', image=image)
+  assert str(raised.value) == (
+      f'{tmp_path / "white.png"}: every pixel of {tmp_path / "photo.png"} is a hole: no pixel '
+      'is left to repair from; holes are white, paint only what to repair'
+  )
   Image.new('L', (30, 20), 0).save(tmp_path / 'black.png')
   with pytest.warns(ImageFileWarning) as caught:
     hole = user_files.read_mask(tmp_path / 'black.png', image=image)

@@ -271,6 +271,11 @@ def alpha_hole(user_image: UserImage) -> Optional[np.ndarray]:
 # Mask pixels (any colour channel) at or above this are holes; alpha below it is a hole in
 # an image without a mask. The one place this rule is written: everyone else reads it.
 HOLE_THRESHOLD = 128
+# The example that `flax-inpaint inpaint --example` repairs: scikit-image's coffee photo
+# (CC0, Rachel Michetti) with a scratch and a box painted on it as its mask.
+EXAMPLE_DIR = pathlib.Path(__file__).resolve().parent / 'example'
+EXAMPLE_IMAGE = EXAMPLE_DIR / 'coffee.jpg'
+EXAMPLE_MASK = EXAMPLE_DIR / 'coffee_mask.png'
 
 
 def _check_threshold(threshold: int) -> None:
@@ -318,7 +323,8 @@ def check_hole(
   """Checks a hole mask (from `mask_path`, or None: from the image's alpha) against its image.
 
   Raises:
-    errors.MaskError: the mask is not the image's size.
+    errors.MaskError: the mask is not the image's size, or every pixel is a hole (nothing
+      is left to repair from).
   Warns:
     errors.ImageFileWarning: no hole pixel (the caller copies the image through), or holes over
       MAX_HOLE_FRACTION of the image (an inverted mask?).
@@ -331,6 +337,11 @@ def check_hole(
     )
   source = mask_path if mask_path is not None else f'{image.path} (alpha < 128)'
   fraction = hole.mean()
+  if fraction == 1:
+    raise errors.MaskError(
+        f'{source}: every pixel of {image.path} is a hole: no pixel is left to repair '
+        'from; holes are white, paint only what to repair'
+    )
   if fraction == 0:
     warnings.warn(
         f'{source}: no hole pixels: {image.path} is copied through unchanged',
@@ -386,11 +397,13 @@ def output_paths(
       raise errors.ImageFileError(
           f'{other} and {source} would both be written to {output}: ' 'rename one'
       )
-  _check_overwrites(inputs, outputs, overwrite)
+  check_overwrites(inputs, outputs, overwrite)
   return outputs
 
 
-def _check_overwrites(inputs, outputs, overwrite: bool) -> None:
+def check_overwrites(inputs, outputs, overwrite: bool) -> None:
+  """Raises errors.ImageFileError when one of `outputs` is a folder, or (unless overwrite)
+  an existing file: one of `inputs`, or any other."""
   input_ids = {_file_id(p) for p in inputs if p.exists()}
   for output in outputs:
     if output.is_dir():

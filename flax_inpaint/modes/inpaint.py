@@ -17,6 +17,11 @@ A run never takes its own earlier results for inputs: every result is listed, wi
 SHA-256, in OUTPUT/.flax_inpaint_results.json (the writer and reader are below), and an
 input that an earlier run wrote there, unchanged since, is skipped and counted (so
 `--output` may be the input folder). A file a user put there, or edited, is no result.
+
+Batches resume: the results file also records what each result was repaired from, so a
+rerun of the same command (after Ctrl-C, say) skips the images already repaired from the
+same image and mask and says how many; --overwrite redoes everything. Ctrl-C or SIGTERM
+stops a batch with one line saying how many results there are and how to go on.
 """
 
 import hashlib
@@ -32,8 +37,10 @@ from flax_inpaint import errors
 from flax_inpaint.data import images as images_lib
 from flax_inpaint.data import user_files
 from flax_inpaint.inference import api
+from flax_inpaint.train import loop
 
-# Lists the results written in an output folder: {"results": {relative path: sha256}}.
+# Lists the results written in an output folder: {"results": {relative path: sha256},
+# "sources": {relative path: what it was repaired from (`source_key`)}}.
 RESULTS_FILE = '.flax_inpaint_results.json'
 
 
@@ -41,25 +48,70 @@ def _sha256(path: pathlib.Path) -> str:
   return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_results(output_dir) -> Dict[str, str]:
-  """{path relative to output_dir: sha256} of the results earlier runs wrote there."""
-  path = pathlib.Path(output_dir) / RESULTS_FILE
+def source_key(image_path, mask_path, mask_threshold: int) -> str:
+  """What a result was repaired from: the image's and the mask's SHA-256 (none: its alpha)
+  and the mask threshold."""
+  mask = _sha256(pathlib.Path(mask_path)) if mask_path is not None else 'alpha'
+  return f'{_sha256(pathlib.Path(image_path))}:{mask}:{mask_threshold}'
+
+
+def _read_results_file(output_dir) -> dict:
   try:
-    return dict(json.loads(path.read_text())['results'])
-  except (OSError, ValueError, KeyError, TypeError):  # None yet, or not ours: no results.
+    found = json.loads((pathlib.Path(output_dir) / RESULTS_FILE).read_text())
+    return found if isinstance(found, dict) else {}
+  except (OSError, ValueError):  # None yet, or not ours: no results.
     return {}
 
 
-def record_results(output_dir, written: Sequence[pathlib.Path]) -> None:
-  """Adds `written` (files under output_dir) to its results list, atomically."""
+def read_results(output_dir) -> Dict[str, str]:
+  """{path relative to output_dir: sha256} of the results earlier runs wrote there."""
+  try:
+    return dict(_read_results_file(output_dir)['results'])
+  except (KeyError, TypeError, ValueError):
+    return {}
+
+
+def read_sources(output_dir) -> Dict[str, str]:
+  """{path relative to output_dir: `source_key`} of the results earlier runs wrote there."""
+  try:
+    return dict(_read_results_file(output_dir).get('sources', {}))
+  except (TypeError, ValueError):
+    return {}
+
+
+def record_results(output_dir, written: Dict[pathlib.Path, str]) -> None:
+  """Adds `written` ({file under output_dir: its `source_key`}) to its results list,
+  atomically."""
   if not written:
     return
   output_dir = pathlib.Path(output_dir)
-  results = read_results(output_dir)
-  results.update({str(p.relative_to(output_dir)): _sha256(p) for p in written})
+  results, sources = read_results(output_dir), read_sources(output_dir)
+  for path, source in written.items():
+    relative = str(path.relative_to(output_dir))
+    results[relative], sources[relative] = _sha256(path), source
   tmp = output_dir / f'{RESULTS_FILE}.tmp'
-  tmp.write_text(json.dumps({'results': results}, indent=1, sort_keys=True) + '\n')
+  payload = {'results': results, 'sources': sources}
+  tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + '\n')
   tmp.replace(output_dir / RESULTS_FILE)
+
+
+def finished_outputs(pairs, output_dir, find_mask, mask_threshold: int) -> set:
+  """The outputs of (image, output) `pairs` that an earlier run wrote from the same image
+  and mask (same SHA-256, same threshold) and that nobody changed since."""
+  output_dir = pathlib.Path(output_dir)
+  results, sources = read_results(output_dir), read_sources(output_dir)
+  finished = set()
+  for image_path, output_path in pairs:
+    relative = str(output_path.relative_to(output_dir))
+    if relative not in sources or not output_path.is_file():
+      continue
+    try:
+      source = source_key(image_path, find_mask(image_path), mask_threshold)
+    except errors.ImageFileError:  # No mask for it: the run reports it.
+      continue
+    if sources[relative] == source and results.get(relative) == _sha256(output_path):
+      finished.add(output_path)
+  return finished
 
 
 def earlier_results(inputs: Sequence[pathlib.Path], output_dir) -> List[pathlib.Path]:
@@ -175,16 +227,25 @@ def failure_summary(failed: int, total: int) -> str:
 def main(config, workdir, flag_values):
   """The cli's entry: --mode=inpaint --input=... [--mask=...] --output=...; exit status 2
   when an image could not be repaired (`workdir`: the trained run or release)."""
-  if not flag_values.input or not flag_values.output:
+  input_path, mask_path = flag_values.input, flag_values.mask
+  if flag_values.example:
+    if input_path or mask_path:
+      raise errors.UsageError(
+          '--example repairs the example photo under its own mask: give it without --input '
+          'and --mask'
+      )
+    input_path, mask_path = user_files.EXAMPLE_IMAGE, user_files.EXAMPLE_MASK
+  if not input_path or not flag_values.output:
     raise errors.UsageError(
         '--mode=inpaint needs --input=IMAGE_OR_FOLDER and --output=FOLDER '
-        '(and --mask=MASK_OR_FOLDER unless the images have alpha holes)'
+        '(and --mask=MASK_OR_FOLDER unless the images have alpha holes), or --example '
+        '--output=FOLDER'
     )
   failed = inpaint_files(
       config,
       workdir,
-      flag_values.input,
-      flag_values.mask,
+      input_path,
+      mask_path,
       flag_values.output,
       mask_threshold=flag_values.mask_threshold,
       overwrite=flag_values.overwrite,
@@ -203,23 +264,52 @@ def inpaint_files(
     mask_threshold: int = user_files.HOLE_THRESHOLD,
     overwrite: bool = False,
 ) -> int:
-  """Repairs every input; prints each path written. Returns the number of failed inputs."""
+  """Repairs every input; prints each path written. Returns the number of failed inputs.
+
+  A rerun into the same output folder skips the results an earlier (maybe interrupted) run
+  wrote from the same image and mask (`finished_outputs`); --overwrite redoes them all.
+
+  Raises:
+    errors.Interrupted: Ctrl-C or SIGTERM (what was written is recorded first).
+  """
   output_dir = pathlib.Path(output_dir).expanduser()
   inputs, root = _inputs(input_path)
   inputs = _without_earlier_results(inputs, output_dir)
-  outputs = user_files.output_paths(inputs, output_dir, overwrite=overwrite, root=root)
+  # Names first (they depend on every input), then what is left to do.
+  outputs = user_files.output_paths(inputs, output_dir, overwrite=True, root=root)
   find_mask = _mask_finder(mask_path)
+  pairs = list(zip(inputs, outputs))
+  finished = set() if overwrite else finished_outputs(pairs, output_dir, find_mask, mask_threshold)
+  todo = [(image, output) for image, output in pairs if output not in finished]
+  user_files.check_overwrites(inputs, [output for _, output in todo], overwrite)
+  if finished:
+    logging.info(
+        'Skipping %d of %d image(s): already repaired in %s from the same image and mask '
+        '(--overwrite redoes them)',
+        len(finished),
+        len(inputs),
+        output_dir,
+    )
   inpainter = api.Inpainter.from_workdir(workdir, config)
-  logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(inputs), inpainter.step)
-  written = []
-  try:
-    for image_path, output_path in zip(inputs, outputs):
-      path = _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold)
-      if path is not None:
-        written.append(path)
-  finally:  # Interrupted too: what was written is known as results next time.
-    record_results(output_dir, written)
-  failed = len(inputs) - len(written)
+  logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(todo), inpainter.step)
+  written = {}
+  # Ctrl-C and SIGTERM stop the batch between two images: every result written is recorded.
+  with loop.StopRequest() as stop:
+    try:
+      for image_path, output_path in todo:
+        if stop.signal_name:
+          break
+        path = _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold)
+        if path is not None:
+          written[path] = source_key(image_path, find_mask(image_path), mask_threshold)
+    finally:
+      record_results(output_dir, written)
+  if stop.signal_name:
+    raise errors.Interrupted(
+        f'interrupted: {len(finished) + len(written)} of {len(inputs)} written to '
+        f'{output_dir}; rerun the same command to finish'
+    )
+  failed = len(todo) - len(written)
   if failed:
-    print(f'error: {failure_summary(failed, len(inputs))}', file=sys.stderr)
+    print(f'error: {failure_summary(failed, len(todo))}', file=sys.stderr)
   return failed

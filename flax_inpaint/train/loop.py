@@ -255,4 +255,11 @@ def run_loop(
     writer.flush()
   if history.exists() and jax.process_index() == 0:
     plot_loss_curves(workdir, workdir / 'loss_curves.png')
+  logging.info(
+      'Training ended at step %d: checkpoint in %s, metrics in %s, loss curves in %s',
+      step,
+      checkpointing.checkpoint_dir(workdir),
+      history,
+      workdir / 'loss_curves.png',
+  )
   return state

@@ -106,20 +106,18 @@ def init_state(
   )
 
 
+def _initialiser(model, tx, image_size, seed, ema, discriminator, disc_tx):
+  """`init_state` with everything but the starting params bound."""
+  return functools.partial(
+      init_state, model, tx, image_size, seed, ema, discriminator=discriminator, disc_tx=disc_tx
+  )
+
+
 def create_train_state(
     model, tx, image_size, seed, mesh, ema=False, params=None, discriminator=None, disc_tx=None
 ):
   """Initialises the state directly as replicated arrays on the mesh."""
-  init = functools.partial(
-      init_state,
-      model,
-      tx,
-      image_size,
-      seed,
-      ema,
-      discriminator=discriminator,
-      disc_tx=disc_tx,
-  )
+  init = _initialiser(model, tx, image_size, seed, ema, discriminator, disc_tx)
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(params)
 
 
@@ -127,18 +125,7 @@ def abstract_train_state(
     model, tx, image_size, seed, mesh, ema=False, discriminator=None, disc_tx=None
 ):
   """Shapes, dtypes and shardings of the state, without allocating it."""
-  shapes = jax.eval_shape(
-      functools.partial(
-          init_state,
-          model,
-          tx,
-          image_size,
-          seed,
-          ema,
-          discriminator=discriminator,
-          disc_tx=disc_tx,
-      )
-  )
+  shapes = jax.eval_shape(_initialiser(model, tx, image_size, seed, ema, discriminator, disc_tx))
   rep = sharding.replicated(mesh)
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), shapes)
 
