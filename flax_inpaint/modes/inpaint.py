@@ -290,6 +290,8 @@ def inpaint_files(
         len(inputs),
         output_dir,
     )
+  if not todo:  # Everything is done: no model to load.
+    return 0
   inpainter = api.Inpainter.from_workdir(workdir, config)
   logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(todo), inpainter.step)
   written = {}
