@@ -55,28 +55,24 @@ def source_key(image_path, mask_path, mask_threshold: int) -> str:
   return f'{_sha256(pathlib.Path(image_path))}:{mask}:{mask_threshold}'
 
 
-def _read_results_file(output_dir) -> dict:
+def _results_and_sources(output_dir):
+  """The results file's two maps (`read_results`, `read_sources`), read once; empty when
+  there is none yet or it is not ours."""
   try:
     found = json.loads((pathlib.Path(output_dir) / RESULTS_FILE).read_text())
-    return found if isinstance(found, dict) else {}
-  except (OSError, ValueError):  # None yet, or not ours: no results.
-    return {}
+    return dict(found['results']), dict(found.get('sources', {}))
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    return {}, {}
 
 
 def read_results(output_dir) -> Dict[str, str]:
   """{path relative to output_dir: sha256} of the results earlier runs wrote there."""
-  try:
-    return dict(_read_results_file(output_dir)['results'])
-  except (KeyError, TypeError, ValueError):
-    return {}
+  return _results_and_sources(output_dir)[0]
 
 
 def read_sources(output_dir) -> Dict[str, str]:
   """{path relative to output_dir: `source_key`} of the results earlier runs wrote there."""
-  try:
-    return dict(_read_results_file(output_dir).get('sources', {}))
-  except (TypeError, ValueError):
-    return {}
+  return _results_and_sources(output_dir)[1]
 
 
 def record_results(output_dir, written: Dict[pathlib.Path, str]) -> None:
@@ -85,7 +81,7 @@ def record_results(output_dir, written: Dict[pathlib.Path, str]) -> None:
   if not written:
     return
   output_dir = pathlib.Path(output_dir)
-  results, sources = read_results(output_dir), read_sources(output_dir)
+  results, sources = _results_and_sources(output_dir)
   for path, source in written.items():
     relative = str(path.relative_to(output_dir))
     results[relative], sources[relative] = _sha256(path), source
@@ -99,7 +95,7 @@ def finished_outputs(pairs, output_dir, find_mask, mask_threshold: int) -> set:
   """The outputs of (image, output) `pairs` that an earlier run wrote from the same image
   and mask (same SHA-256, same threshold) and that nobody changed since."""
   output_dir = pathlib.Path(output_dir)
-  results, sources = read_results(output_dir), read_sources(output_dir)
+  results, sources = _results_and_sources(output_dir)
   finished = set()
   for image_path, output_path in pairs:
     relative = str(output_path.relative_to(output_dir))
