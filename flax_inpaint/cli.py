@@ -36,6 +36,7 @@ from ml_collections import config_flags
 
 from flax_inpaint import errors
 from flax_inpaint.config import command_line
+from flax_inpaint.config import schema
 from flax_inpaint.data import user_files
 from flax_inpaint.train import distributed
 from flax_inpaint.weights import pretrained
@@ -74,6 +75,7 @@ MODE_FLAGS = {
         'model',
         'workdir',
         'mask_threshold',
+        'max_pixels',
         'overwrite',
         'config',
     ),
@@ -90,8 +92,65 @@ EXAMPLES = {
     ),
     'inpaint': '--input=photos/ --mask=masks/ --output=repaired/',
     'serve': '--port=8765',
-    'export': '--workdir=/tmp/flax_inpaint_demo --output=model.fipx',
+    'export': '--output=album-covers.fipx',
     'lr_sweep': '--config=configs/lr_sweep.py --workdir=/tmp/lr_sweep',
+}
+# What each flag means in each mode that takes it ('*': every such mode). `MODE --help`
+# shows its mode's meaning only; absl's own help joins them.
+_RUN_CONFIG = 'the config file (configs/*.py)'
+_TRAINED_CONFIG = (
+    "a config file for the same model; default: the run's (or release's) config.json, with "
+    'any --config.FIELD=VALUE on top'
+)
+FLAG_HELP = {
+    'config': {
+        'train': _RUN_CONFIG,
+        'lr_sweep': _RUN_CONFIG,
+        'prepare': _RUN_CONFIG,
+        '*': _TRAINED_CONFIG,
+    },
+    'workdir': {
+        'train': "the run's folder: checkpoints, config.json, TensorBoard events, sample "
+        'grids (a rerun resumes from its checkpoints)',
+        'lr_sweep': "the sweep's folder: one run per learning rate",
+        'eval': 'the training run to evaluate; its tables go to WORKDIR/eval',
+        '*': 'a training run to use instead of a released model',
+    },
+    'model': {'*': 'a released model to use; without --model and --workdir: album-covers'},
+    'input': {'inpaint': 'an image file or a folder of images'},
+    'example': {
+        'inpaint': 'repair the example photo shipped with the package under its mask '
+        '(instead of --input and --mask)'
+    },
+    'mask': {
+        'inpaint': 'a mask file, or a folder with a mask named like each image (holes where '
+        "the mask is >= --mask_threshold); omitted: the images' alpha channel"
+    },
+    'mask_threshold': {'inpaint': 'mask pixels >= this are holes'},
+    'output': {
+        'inpaint': 'the folder for the repaired PNGs',
+        'export': 'the file to write, e.g. model.fipx',
+        'eval': "the folder for a released model's tables (a run's go to WORKDIR/eval)",
+    },
+    'max_pixels': {
+        'inpaint': 'the largest image or mask read, in pixels (checked before decoding)'
+    },
+    'overwrite': {
+        'inpaint': 'redo and replace results that exist (a rerun otherwise skips them)',
+        'export': 'replace the file if it exists',
+    },
+    'host': {'serve': 'the address to bind (local only by default)'},
+    'port': {'serve': 'the port'},
+}
+# The config sections each mode reads (`MODE --help` lists their fields and defaults).
+MODE_CONFIG = {
+    'train': ('data', 'masks', 'model', 'loss', 'discriminator', 'train', 'eval', 'impl'),
+    'lr_sweep': ('sweep', 'train'),
+    'eval': ('eval', 'masks'),
+    'prepare': ('data',),
+    'inpaint': ('inpaint',),
+    'serve': ('serve', 'inpaint'),
+    'export': ('inpaint',),
 }
 HELP_FLAGS = ('--help', '-h', '--helpshort', '-?')
 # INFO lines of libraries that tell a user nothing: jax's backend probing ("Unable to
@@ -110,47 +169,19 @@ def define_flags() -> None:
   if _defined:
     return
   _defined.append(True)
-  config_flags.DEFINE_config_file(
-      'config',
-      None,
-      'A config file (configs/*.py). Optional for '
-      'eval, inpaint, serve and export: WORKDIR/config.json, '
-      'with any --config.FIELD=VALUE on top.',
-      lock_config=True,
-  )
-  flags.DEFINE_string('workdir', None, 'Checkpoints, config.json, TensorBoard events, eval.')
-  flags.DEFINE_string(
-      'model',
-      None,
-      'eval, inpaint, serve, export: a released model (e.g. '
-      'album-covers) instead of --workdir; the default without either.',
-  )
+  config_flags.DEFINE_config_file('config', None, _joined_help('config'), lock_config=True)
+  flags.DEFINE_string('workdir', None, _joined_help('workdir'))
+  flags.DEFINE_string('model', None, _joined_help('model'))
   flags.DEFINE_enum('mode', 'train', list(MODES), 'What to do.')
-  flags.DEFINE_string('input', None, 'inpaint: an image file or a folder of images.')
-  flags.DEFINE_bool(
-      'example',
-      False,
-      'inpaint: repair the example photo shipped with the package under its mask '
-      '(instead of --input and --mask).',
-  )
-  flags.DEFINE_string(
-      'mask',
-      None,
-      'inpaint: mask file or folder (holes where the mask is '
-      '>= --mask_threshold); omitted: the image alpha channel.',
-  )
-  flags.DEFINE_integer(
-      'mask_threshold', user_files.HOLE_THRESHOLD, 'inpaint: mask pixels >= this are holes.'
-  )
-  flags.DEFINE_string(
-      'output',
-      None,
-      'inpaint: output folder; export: output file; eval '
-      'of a released model: the folder for its tables.',
-  )
-  flags.DEFINE_bool('overwrite', False, 'inpaint, export: allow replacing existing files.')
-  flags.DEFINE_string('host', '127.0.0.1', 'serve: address to bind (local only by default).')
-  flags.DEFINE_integer('port', 8765, 'serve: port.')
+  flags.DEFINE_string('input', None, _joined_help('input'))
+  flags.DEFINE_bool('example', False, _joined_help('example'))
+  flags.DEFINE_string('mask', None, _joined_help('mask'))
+  flags.DEFINE_integer('mask_threshold', user_files.HOLE_THRESHOLD, _joined_help('mask_threshold'))
+  flags.DEFINE_string('output', None, _joined_help('output'))
+  flags.DEFINE_integer('max_pixels', user_files.MAX_PIXELS, _joined_help('max_pixels'))
+  flags.DEFINE_bool('overwrite', False, _joined_help('overwrite'))
+  flags.DEFINE_string('host', '127.0.0.1', _joined_help('host'))
+  flags.DEFINE_integer('port', 8765, _joined_help('port'))
 
 
 # ----------------------------------------------------------------------------------
@@ -197,12 +228,30 @@ def _command(argv, mode) -> str:
   return 'flax-inpaint' + (f' {mode}' if mode else '')
 
 
-def _flag_line(name: str) -> str:
-  flag = FLAGS[name]
+def _joined_help(name: str) -> str:
+  """A flag's meanings in every mode, for absl's own help."""
+  meanings = FLAG_HELP[name]
+  if len(meanings) == 1:
+    mode, text = next(iter(meanings.items()))
+    return text if mode == '*' else f'{mode}: {text}'
+  return '; '.join(f'{"other modes" if mode == "*" else mode}: {t}' for mode, t in meanings.items())
+
+
+def _flag_line(name: str, mode: str) -> str:
+  flag, meanings = FLAGS[name], FLAG_HELP[name]
   default = (
       '' if flag.default in (None, '') or name == 'config' else (f' (default: {flag.default})')
   )
-  return f'  --{name:<16}{flag.help}{default}'
+  return f'  --{name:<16}{meanings.get(mode, meanings.get("*"))}{default}'
+
+
+def _config_lines(mode: str) -> List[str]:
+  """The config fields `mode` reads, with their defaults."""
+  defaults, lines = schema.get_config(), []
+  for section in MODE_CONFIG[mode]:
+    for field, value in defaults[section].items():
+      lines.append(f'  {section}.{field} = {value!r}')
+  return lines
 
 
 def help_text(argv, mode: Optional[str] = None) -> str:
@@ -227,8 +276,9 @@ def help_text(argv, mode: Optional[str] = None) -> str:
           '',
           'flags:',
       ]
-      + [_flag_line(name) for name in MODE_FLAGS[mode]]
-      + ['  --config.FIELD=VALUE  any config field (flax_inpaint/config/schema.py lists them)']
+      + [_flag_line(name, mode) for name in MODE_FLAGS[mode]]
+      + ['', 'config fields (--config.FIELD=VALUE), with their defaults:']
+      + _config_lines(mode)
   )
 
 

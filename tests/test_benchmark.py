@@ -156,8 +156,8 @@ def test_the_reference_config_needs_no_dataset():
         (
             ['--config=configs/test.py', '--config.trian.lr=1'],
             'error: --config.trian.lr=1: config '
-            'has no field \'trian\' (did you mean "train"?); flax_inpaint/config/schema.py lists every '
-            'field',
+            'has no field \'trian\' (did you mean "train"?); flax-inpaint MODE --help lists the '
+            'fields of each mode',
         ),
     ],
 )

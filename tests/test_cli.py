@@ -138,12 +138,12 @@ def error_lines(output):
         (
             '--config.train.foo=1',
             "error: --config.train.foo=1: config.train has no field 'foo'; "
-            'flax_inpaint/config/schema.py lists every field',
+            'flax-inpaint MODE --help lists the fields of each mode',
         ),
         (
             '--config.trian.lr=1',
             "error: --config.trian.lr=1: config has no field 'trian' (did you "
-            'mean "train"?); flax_inpaint/config/schema.py lists every field',
+            'mean "train"?); flax-inpaint MODE --help lists the fields of each mode',
         ),
         (
             '--config.train.lr=abc',

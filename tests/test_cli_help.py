@@ -77,7 +77,8 @@ def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
       '',
       'flags:',
   ]
-  assert [line.split()[0] for line in lines[6:]] == [
+  flag_lines = lines[6 : 6 + lines[6:].index('')]
+  assert [line.split()[0] for line in flag_lines] == [
       '--input',
       '--mask',
       '--output',
@@ -85,11 +86,42 @@ def test_a_modes_help_gives_its_flags_and_an_example(runner, args, command):
       '--model',
       '--workdir',
       '--mask_threshold',
+      '--max_pixels',
       '--overwrite',
       '--config',
-      '--config.FIELD=VALUE',
   ]
-  assert lines[12] == '  --mask_threshold  inpaint: mask pixels >= this are holes. (default: 128)'
+  assert lines[12] == '  --mask_threshold  mask pixels >= this are holes (default: 128)'
+  # Only inpaint's meaning of a flag that other modes share, and the config fields it
+  # reads, with their defaults, not a source path.
+  assert '  --output          the folder for the repaired PNGs' in flag_lines
+  assert lines[6 + len(flag_lines) :] == [
+      '',
+      'config fields (--config.FIELD=VALUE), with their defaults:',
+      '  inpaint.bucket_scales = (0.75, 1, 2, 4)',
+      '  inpaint.crop_margin = 64',
+      "  inpaint.strategy = 'crop'",
+  ]
+
+
+@pytest.mark.parametrize(
+    'mode,output_line',
+    [
+        ('export', '  --output          the file to write, e.g. model.fipx'),
+        (
+            'eval',
+            "  --output          the folder for a released model's tables (a run's go to "
+            'WORKDIR/eval)',
+        ),
+    ],
+)
+def test_each_modes_help_gives_its_own_meaning_of_a_flag(mode, output_line):
+  cli.define_flags()
+  text = cli.help_text(['flax-inpaint'], mode)
+  assert output_line in text.splitlines()
+  flag_lines = [line for line in text.splitlines() if line.startswith('  --')]
+  others = [m for m in cli.MODES if m != mode]
+  assert not [line for line in flag_lines if any(f'{m}:' in line for m in others)]
+  assert 'schema.py' not in text
 
 
 def test_helpfull_is_every_modes_help():
@@ -176,7 +208,7 @@ def test_overrides_without_config_apply_to_the_runs_config_json(tiny_run, one_im
   assert result.returncode == 2
   assert error_lines(result.stdout) == [
       "error: --config.inpaint.stratgy=full: config.inpaint has no field 'stratgy' (did you "
-      'mean "strategy"?); flax_inpaint/config/schema.py lists every field'
+      'mean "strategy"?); flax-inpaint MODE --help lists the fields of each mode'
   ]
   result = run_main(one_image + ['--config.inpaint.strategy=full'], tiny_run)
   assert result.returncode == 0, result.stdout[-3000:]
@@ -196,5 +228,5 @@ def test_the_console_shows_what_a_user_needs(tiny_run, one_image):
   assert result.returncode == 0, result.stdout[-3000:]
   lines = result.stdout.splitlines()
   assert len(lines) == 2, lines  # What runs, then the path written.
-  assert lines[0].endswith('Inpainting 1 image(s) with the checkpoint of step 2')
+  assert lines[0].endswith(f'Inpainting 1 image(s) with the checkpoint of step 2 in {tiny_run}')
   assert lines[1].endswith('/out/a.png')

@@ -362,3 +362,25 @@ def test_an_interrupted_batch_resumes_without_repairing_twice(workdir, tmp_path)
   second_paths = [l for l in second.stdout.splitlines() if l.startswith('/')]
   assert len(second_paths) == count - done and not set(second_paths) & set(first_paths)
   assert len(list(output.glob('*.png'))) == count
+
+
+def test_an_image_over_max_pixels_is_one_line_and_nothing_is_written(workdir, tmp_path):
+  Image.fromarray(photo(40, 50)).save(tmp_path / 'a.png')
+  save_mask(hole_mask(40, 50, [(8, 8, 10, 10)]), tmp_path / 'mask.png')
+  result = run_main(
+      [
+          '--mode=inpaint',
+          f'--input={tmp_path}/a.png',
+          f'--mask={tmp_path}/mask.png',
+          f'--output={tmp_path}/out',
+          '--max_pixels=1999',
+      ],
+      workdir,
+  )
+  assert result.returncode == 2
+  assert error_lines(result.stdout) == [
+      f'error: {tmp_path}/a.png: 50x40 = 2,000 pixels is over the limit of 1,999: pass '
+      '--max_pixels=2000 to repair it anyway',
+      'error: the image could not be repaired (see above)',
+  ]
+  assert not list((tmp_path / 'out').glob('*.png'))

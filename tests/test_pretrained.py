@@ -6,6 +6,8 @@ import sys
 
 import jax
 import numpy as np
+from PIL import Image
+from PIL import ImageDraw
 import pytest
 
 from conftest import load_config
@@ -16,6 +18,7 @@ from flax_inpaint import errors
 from flax_inpaint.config import config_lib
 from flax_inpaint.data import images as images_lib
 from flax_inpaint.data import masks
+from flax_inpaint.data import user_files
 from flax_inpaint.evaluation import metrics
 from flax_inpaint.train import setup
 from flax_inpaint.weights import pretrained
@@ -50,6 +53,7 @@ def test_a_written_release_repairs_like_its_workdir(tiny_run, tmp_path, storage)
   stored = np.load(tmp_path / 'tiny' / pretrained.PARAMS_FILE)
   assert {stored[k].dtype for k in stored.files if k != '__step__'} == {np.dtype(storage)}
   assert pretrained.read_params(tmp_path / 'tiny')[1] == step == 2
+  assert Inpainter.from_pretrained(tmp_path / 'tiny').description == 'tiny, 2 steps'
 
 
 def test_an_unknown_release_is_one_line():
@@ -107,20 +111,40 @@ def test_the_shipped_release_is_small_and_its_card_matches_its_config():
 
 
 @SHIPPED
-def test_init_from_the_release_starts_from_its_params(tmp_path):
+def test_the_release_names_itself_with_all_its_steps():
+  assert Inpainter.from_pretrained().description == 'album-covers, 9,200 steps'
+
+
+@SHIPPED
+def test_init_from_the_release_starts_from_its_params_even_with_attention(tmp_path):
+  """A run starts from the release's params (lr 1e-30: they stay); one that adds contextual
+  attention too, its gate at zero: the release's function exactly, until training opens it."""
   config = load_config('release')
   config.data.source, config.data.crop_size = 'samples', None
   config.data.image_size, config.masks.patch_size = 64, 8
   config.train.batch_size, config.train.num_steps, config.train.lr = 4, 1, 1e-30
   config.train.ema_decay, config.train.warmup_steps = 0.0, 0
   config.train.init_from = pretrained.DEFAULT_RELEASE
+  config.model.attention = 'contextual'
   config.compilation_cache_dir = ''
-  state = train_tiny(config, tmp_path / 'tuned')
+  state = train_tiny(config, tmp_path / 'attention')
   released, _ = pretrained.read_params(pretrained.release_dir(pretrained.DEFAULT_RELEASE))
-  for a, b in zip(jax.tree.leaves(released), jax.tree.leaves(state.params)):
-    np.testing.assert_allclose(np.asarray(b), a, rtol=1e-6, atol=1e-20)
-  saved = json.loads((tmp_path / 'tuned' / 'config.json').read_text())
+  for key, value in released.items():
+    for a, b in zip(jax.tree.leaves(value), jax.tree.leaves(state.params[key])):
+      np.testing.assert_allclose(np.asarray(b), a, rtol=1e-6, atol=1e-20)
+  assert set(state.params) - set(released) == {'attention_gate', 'attention_scale'}
+  assert float(np.abs(state.params['attention_gate']['kernel']).max()) < 1e-20
+  saved = json.loads((tmp_path / 'attention' / 'config.json').read_text())
   assert saved['train']['init_from'] == pretrained.DEFAULT_RELEASE
+  tuned = Inpainter.from_workdir(tmp_path / 'attention')
+  image, hole = scratch(96)
+  np.testing.assert_array_equal(
+      tuned.inpaint(image, hole), Inpainter.from_pretrained().inpaint(image, hole)
+  )
+  # The other way is refused: a model without attention cannot drop the run's.
+  config.model.attention = 'none'
+  with pytest.raises(errors.ConfigError, match="config.model.attention='none' differs from 'con"):
+    config_lib.check_matches_run(config, tmp_path / 'attention', adding=True)
 
 
 def test_without_a_shipped_release_the_cli_needs_a_workdir_in_one_line():
@@ -213,15 +237,28 @@ def test_eval_of_the_release_needs_an_output_folder():
 
 
 @SHIPPED
-def test_exporting_the_release_says_in_one_line_why_not(tmp_path):
-  result = run_main(['--mode=export', f'--output={tmp_path / "release.fipx"}'])
-  assert result.returncode == 2
-  assert result.stdout.strip().splitlines()[-1] == (
-      "error: --mode=export: a model with model.coarse_fill='pushpull' (such as the released "
-      'album-covers model) cannot be exported yet; use it from Python '
-      '(Inpainter.from_pretrained / from_workdir), inpaint or serve'
-  )
-  assert not (tmp_path / 'release.fipx').exists()
+def test_the_release_exports_and_repairs_as_in_process(tmp_path):
+  """A push-pull model's export (its fill computed by the loader) repairs a large stroke, a
+  box and a small square as the release does in-process, windows of several sizes."""
+  exported = tmp_path / 'release.fipx'
+  result = run_main(['--mode=export', f'--output={exported}'])
+  assert result.returncode == 0, result.stdout[-3000:]
+  loaded, inpainter = Inpainter.from_export(exported), Inpainter.from_pretrained()
+  assert loaded.options == inpainter.options
+  # The example photo tiled 2 x 2 (800 x 1200), holes far apart: three windows.
+  image = np.tile(np.asarray(Image.open(user_files.EXAMPLE_IMAGE).convert('RGB')), (2, 2, 1))
+  height, width = image.shape[:2]
+  canvas = Image.new('L', (width, height))
+  draw = ImageDraw.Draw(canvas)
+  draw.line([(40, 60), (250, 200), (380, 120)], fill=255, width=40)  # A 40-px stroke.
+  draw.rectangle((900, 560, 1049, 679), fill=255)  # A 150 x 120 box.
+  draw.rectangle((60, 700, 67, 707), fill=255)  # An 8 x 8 square.
+  hole = np.asarray(canvas) > 0
+  repaired, reference = loaded.inpaint(image, hole), inpainter.inpaint(image, hole)
+  np.testing.assert_array_equal(repaired[~hole], image[~hole])
+  assert np.abs(repaired.astype(int) - reference.astype(int)).max() <= 1
+  assert len({shape[1:3] for shape in loaded.program_shapes}) == 3, loaded.program_shapes
+  assert loaded.program_shapes == inpainter.program_shapes
 
 
 def test_the_release_recipe_is_evaluated_on_the_default_masks():

@@ -377,6 +377,7 @@ def test_health(client, inpainter):
       'model': {
           'train_size': 32,
           'step': 2,
+          'description': inpainter.description,
           'strategy': 'crop',
           'window_sizes': list(inpainter.options.run_sides),
       },
@@ -384,6 +385,7 @@ def test_health(client, inpainter):
       'hole_threshold': 128,
       'limits': {'max_pixels': 25_000_000, 'max_upload_mb': 50},
   }
+  assert inpainter.description.startswith('the checkpoint of step 2 in ')
 
 
 def test_openapi_describes_the_api(client):

@@ -17,6 +17,7 @@ from PIL import Image
 from PIL import ImageCms
 import pytest
 
+from flax_inpaint.data import outputs as outputs_lib
 from flax_inpaint.data import user_files
 from flax_inpaint.errors import ImageFileError
 from flax_inpaint.errors import ImageFileWarning
@@ -124,7 +125,7 @@ def test_layout_is_kept_and_pixels_outside_holes_are_exact(tmp_path, mode):
   hole = random_hole(30, 40)
   repaired_rgb = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
   restored = user_files.restore_layout(image, repaired_rgb, hole)
-  written = user_files.write_png(restored, tmp_path / 'out.png')
+  written = outputs_lib.write_png(restored, tmp_path / 'out.png')
   with Image.open(written) as reread:
     assert reread.mode == mode
     reread = np.asarray(reread)
@@ -216,7 +217,7 @@ def test_icc_profile_is_written_back(tmp_path):
   profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
   Image.fromarray(smooth_rgb(8, 8)).save(tmp_path / 'tagged.png', icc_profile=profile)
   image = user_files.read_image(tmp_path / 'tagged.png')
-  user_files.write_png(image.pixels, tmp_path / 'out.png', icc_profile=image.icc_profile)
+  outputs_lib.write_png(image.pixels, tmp_path / 'out.png', icc_profile=image.icc_profile)
   with Image.open(tmp_path / 'out.png') as written:
     assert written.info['icc_profile'] == profile
 
@@ -346,7 +347,7 @@ def test_inputs_sharing_a_stem_get_distinct_names_in_any_order(tmp_path):
       'c.png': 'c.png',
   }
   for order in (inputs, inputs[::-1]):
-    paths = user_files.output_paths(order, out)
+    paths = outputs_lib.output_paths(order, out)
     assert {i.name: (o.parent, o.name) for i, o in zip(order, paths)} == {
         name: (out, output) for name, output in expected.items()
     }
@@ -354,7 +355,7 @@ def test_inputs_sharing_a_stem_get_distinct_names_in_any_order(tmp_path):
 
 def test_subfolders_are_kept_under_root(tmp_path):
   inputs = [tmp_path / 'in' / 'x' / 'a.png', tmp_path / 'in' / 'y' / 'a.png']
-  assert user_files.output_paths(inputs, tmp_path / 'out', root=tmp_path / 'in') == [
+  assert outputs_lib.output_paths(inputs, tmp_path / 'out', root=tmp_path / 'in') == [
       tmp_path / 'out' / 'x' / 'a.png',
       tmp_path / 'out' / 'y' / 'a.png',
   ]
@@ -364,40 +365,40 @@ def test_subfolders_are_kept_under_root(tmp_path):
       match=r'^\S*x/a.png and \S*y/a.png would both be '
       r'written to \S*out/a.png.png: rename one$',
   ):
-    user_files.output_paths(inputs, tmp_path / 'out')
+    outputs_lib.output_paths(inputs, tmp_path / 'out')
 
 
 def test_an_input_is_never_overwritten_unless_asked(tmp_path):
   Image.fromarray(smooth_rgb(8, 8)).save(tmp_path / 'a.png')
   before = (tmp_path / 'a.png').read_bytes()
   with pytest.raises(ImageFileError) as error:
-    user_files.output_paths([tmp_path / 'a.png'], tmp_path)
+    outputs_lib.output_paths([tmp_path / 'a.png'], tmp_path)
   assert str(error.value) == (
       f'{tmp_path / "a.png"}: is an input image and would be '
       'overwritten: choose another output folder, or pass --overwrite'
   )
   assert (tmp_path / 'a.png').read_bytes() == before
-  assert user_files.output_paths([tmp_path / 'a.png'], tmp_path, overwrite=True) == [
+  assert outputs_lib.output_paths([tmp_path / 'a.png'], tmp_path, overwrite=True) == [
       tmp_path / 'a.png'
   ]
   # An earlier result is not an input, but is not replaced silently either.
   (tmp_path / 'out').mkdir()
   (tmp_path / 'out' / 'a.png').write_bytes(b'earlier result')
   with pytest.raises(ImageFileError) as error:
-    user_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out')
+    outputs_lib.output_paths([tmp_path / 'a.png'], tmp_path / 'out')
   assert str(error.value) == (
       f'{tmp_path / "out" / "a.png"}: already exists: choose another '
       'output folder, or pass --overwrite to replace it'
   )
-  assert user_files.output_paths([tmp_path / 'a.png'], tmp_path / 'out', overwrite=True) == [
+  assert outputs_lib.output_paths([tmp_path / 'a.png'], tmp_path / 'out', overwrite=True) == [
       tmp_path / 'out' / 'a.png'
   ]
 
 
 def test_write_png_replaces_atomically_with_the_users_umask(tmp_path):
   target = tmp_path / 'sub' / 'out.png'
-  user_files.write_png(np.zeros((4, 5), np.uint8), target)
-  user_files.write_png(np.full((6, 7, 3), 9, np.uint8), target)  # Replaces it.
+  outputs_lib.write_png(np.zeros((4, 5), np.uint8), target)
+  outputs_lib.write_png(np.full((6, 7, 3), 9, np.uint8), target)  # Replaces it.
   with Image.open(target) as written:
     assert (written.mode, written.size) == ('RGB', (7, 6))
   assert os.listdir(target.parent) == ['out.png']  # No temporary file left.
@@ -405,7 +406,33 @@ def test_write_png_replaces_atomically_with_the_users_umask(tmp_path):
   os.umask(umask)
   assert target.stat().st_mode & 0o777 == 0o666 & ~umask
   with pytest.raises(ValueError, match=r'expected uint8 H x W \(x 2, 3 or 4\), got float32'):
-    user_files.write_png(np.zeros((4, 5), np.float32), target)
+    outputs_lib.write_png(np.zeros((4, 5), np.float32), target)
   with Image.open(target) as unchanged:
     assert unchanged.size == (7, 6)
   assert os.listdir(target.parent) == ['out.png']
+
+
+def test_an_image_over_the_pixel_limit_is_one_line_before_decoding(tmp_path):
+  """Our limit, from the header, replaces PIL's decompression-bomb warning (over 89
+  megapixels) and error (over 179): a 9500 x 9500 file is refused in one line without it."""
+  Image.new('1', (9500, 9500)).save(tmp_path / 'big.png')  # 90,250,000 pixels, 11 kB.
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # PIL's warning would raise here.
+    with pytest.raises(ImageFileError) as raised:
+      user_files.read_image(tmp_path / 'big.png', max_pixels=90_000_000)
+    with pytest.raises(MaskError) as mask_raised:
+      user_files.read_mask(tmp_path / 'big.png', max_pixels=1000)
+  assert str(raised.value) == (
+      f'{tmp_path}/big.png: 9500x9500 = 90,250,000 pixels is over the limit of 90,000,000: '
+      'pass --max_pixels=90250000 to repair it anyway'
+  )
+  assert 'over the limit of 1,000' in str(mask_raised.value)
+  assert Image.MAX_IMAGE_PIXELS == 89_478_485  # PIL's own limit is back for others.
+
+
+def test_under_the_pixel_limit_a_file_over_pils_limit_reads_without_its_warning(tmp_path):
+  Image.new('1', (9500, 9500), 1).save(tmp_path / 'big.png')
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    hole = user_files.read_mask(tmp_path / 'big.png')
+  assert hole.shape == (9500, 9500) and hole.all()

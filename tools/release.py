@@ -54,6 +54,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string('eval_dir', None, '`curve`, `write`, `paired`: the folder of eval images.')
 flags.DEFINE_string('name', pretrained.DEFAULT_RELEASE, '`write`: the release name.')
+flags.DEFINE_integer(
+    'total_steps',
+    None,
+    "`write`: the steps of every phase that trained the params (the run's own plus its "
+    "init_from chain's); default: the checkpoint's step.",
+)
 flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.')
 flags.DEFINE_integer('num_images', 200, 'Eval images.')
 flags.DEFINE_string('output', None, '`grid`: the PNG to write.')
@@ -141,8 +147,11 @@ def write(workdir):
   for section, field in (('data', 'dir'), ('eval', 'dir')):
     if config[section][field]:
       config[section][field] = os.path.relpath(config[section][field], ROOT)
-  out = pretrained.write(params, step, config, pretrained.RELEASES_DIR / FLAGS.name, storage)
-  print(f'Wrote {out} (step {step})')
+  total = FLAGS.total_steps or step
+  out = pretrained.write(
+      params, step, config, pretrained.RELEASES_DIR / FLAGS.name, storage, total_steps=total
+  )
+  print(f'Wrote {out} (step {step}; {total:,} steps in all)')
 
 
 def grid(source):

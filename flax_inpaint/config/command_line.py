@@ -13,6 +13,9 @@ from flax_inpaint import errors
 from flax_inpaint.config import config_lib
 from flax_inpaint.config import schema
 
+# Where a user who named no such field finds the fields.
+FIELDS_HINT = 'flax-inpaint MODE --help lists the fields of each mode'
+
 
 def _config_flag_error(argv, error) -> str:
   """One line for a --config.* override that failed to parse: the unknown field with a
@@ -28,10 +31,7 @@ def _config_flag_error(argv, error) -> str:
             name, list(node.keys()) if hasattr(node, 'keys') else [], n=1
         )
         hint = f' (did you mean "{close[0]}"?)' if close else ''
-        return (
-            f'{arg}: {walked} has no field {name!r}{hint}; flax_inpaint/config/schema.py '
-            'lists every field'
-        )
+        return f'{arg}: {walked} has no field {name!r}{hint}; {FIELDS_HINT}'
       node, walked = node[name], f'{walked}.{name}'
   return str(error).splitlines()[0]
 

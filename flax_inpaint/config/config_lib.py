@@ -20,7 +20,10 @@ from flax_inpaint.config import schema
 
 CONFIG_FILE = 'config.json'
 # The fields that shape the params: a checkpoint restores only into the same values.
-MODEL_FIELDS = ('size', 'bottleneck', 'norm', 'upsample', 'coarse_fill')
+MODEL_FIELDS = ('size', 'bottleneck', 'norm', 'upsample', 'coarse_fill', 'attention')
+# Parts a model may add to the one it starts from (`train.init_from`): (field, the value of
+# a model without the part). Each adds params that start it as the same function.
+ADDABLE_FIELDS = (('attention', 'none'),)
 
 
 def load_sibling(config_file: str, name: str) -> ml_collections.ConfigDict:
@@ -75,14 +78,16 @@ def read_config_json(workdir) -> Optional[ml_collections.ConfigDict]:
   return config
 
 
-def check_matches_run(config, workdir, saved=None) -> None:
+def check_matches_run(config, workdir, saved=None, *, adding: bool = False) -> None:
   """Raises errors.ConfigError when `config`'s model differs from the one that trained `workdir`
-  (`saved`: its config.json, when the caller has read it already)."""
+  (`saved`: its config.json, when the caller has read it already). `adding`: `config`'s model
+  may add the parts of ADDABLE_FIELDS that the saved one lacks (to start from its params)."""
   saved = read_config_json(workdir) if saved is None else saved
   if saved is None:
     return
+  added = {field for field, absent in ADDABLE_FIELDS if adding and saved.model[field] == absent}
   for field in MODEL_FIELDS:
-    if config.model[field] != saved.model[field]:
+    if config.model[field] != saved.model[field] and field not in added:
       raise errors.ConfigError(
           f'config.model.{field}={config.model[field]!r} differs from '
           f'{saved.model[field]!r} in {pathlib.Path(workdir) / CONFIG_FILE}, the run that '

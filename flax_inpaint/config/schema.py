@@ -28,6 +28,10 @@ def get_config() -> ml_collections.ConfigDict:
   # 'pushpull' (holes filled by a parameter-free push-pull pyramid, fills.py; the net adds a
   # correction whose last layer starts at zero, so an untrained model returns the fill).
   config.model.coarse_fill = 'none'
+  # 'contextual': the holes copy pixel blocks from the known region (nn/attention.py), blended
+  # in by a gate that starts at zero, so `train.init_from` a model without it starts as that
+  # model. 'none': no copying.
+  config.model.attention = 'none'
   # How the model is computed, not what it computes: every value gives the same function and
   # params (flax_inpaint/nn/ops.py; tests compare each form with the plain one). They exist for
   # GPU speed; BENCHMARKS.md and docs/performance_notes.md time them.

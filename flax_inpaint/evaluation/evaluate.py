@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from flax_inpaint import errors
+from flax_inpaint import progress
 from flax_inpaint.data import images as images_lib
 from flax_inpaint.data import masks
 from flax_inpaint.evaluation import baselines
@@ -227,20 +228,30 @@ def write_grids(out_dir, kind, eval_images, holes, outputs):
     )
 
 
-def evaluate_methods(eval_images, masks_by_kind, repairers: Dict[str, Callable], lpips_fn):
-  """Scores every method on every kind.
+def evaluate_methods(
+    eval_images, masks_by_kind, repairers: Dict[str, Callable], lpips_fn, chunk: int = 8
+):
+  """Scores every method on every kind, `chunk` images per call of a method (the progress,
+  `progress.Progress`, moves per call).
 
   Returns:
     (rows {kind: {method: [per-image rows]}}, outputs {kind: {method: composites}}).
   """
   originals = eval_images.astype(np.float32) / 255.0
   rows, outputs = {}, {}
-  for kind, holes in masks_by_kind.items():
-    rows[kind], outputs[kind] = {}, {}
-    for name, repair in repairers.items():
-      repaired = np.asarray(repair(originals, holes), np.float32)
-      rows[kind][name] = score(repaired, originals, holes, lpips_fn(repaired, originals))
-      outputs[kind][name] = repaired
+  total = len(masks_by_kind) * len(repairers) * len(originals)
+  with progress.Progress(total, 'Evaluating') as bar:
+    for kind, holes in masks_by_kind.items():
+      rows[kind], outputs[kind] = {}, {}
+      for name, repair in repairers.items():
+        chunks = []
+        for start in range(0, len(originals), chunk):
+          part = slice(start, start + chunk)
+          chunks.append(np.asarray(repair(originals[part], holes[part]), np.float32))
+          bar.update(len(chunks[-1]))
+        repaired = np.concatenate(chunks)
+        rows[kind][name] = score(repaired, originals, holes, lpips_fn(repaired, originals))
+        outputs[kind][name] = repaired
   return rows, outputs
 
 
@@ -267,7 +278,10 @@ def run(config, repairers: Dict[str, Callable], out_dir, step=None) -> dict:
   eval_images, names = load_eval_set(config)
   kinds = tuple(config.eval.mask_kinds)
   masks_by_kind = {kind: eval_masks(config, kind, len(eval_images)) for kind in kinds}
-  rows, outputs = evaluate_methods(eval_images, masks_by_kind, repairers, LpipsScorer(config))
+  # One call per eval batch: the model's batches, and the progress's steps.
+  rows, outputs = evaluate_methods(
+      eval_images, masks_by_kind, repairers, LpipsScorer(config), config.eval.batch_size
+  )
   by_kind = {kind: {m: mean_rows(r) for m, r in methods.items()} for kind, methods in rows.items()}
   fractions = {kind: holes.mean(axis=(1, 2, 3)) for kind, holes in masks_by_kind.items()}
   set_manifest = manifest(eval_images, masks_by_kind, names)

@@ -74,10 +74,13 @@ class InferenceOptions:
 class Inpainter:
   """A trained inpainting model ready to repair images of any size."""
 
-  def __init__(self, predict: PredictFn, options: InferenceOptions, *, step=None):
+  def __init__(self, predict: PredictFn, options: InferenceOptions, *, step=None, description=None):
     self._model_predict = predict
     self.options = options
     self.step = step
+    # How logs name the model: 'album-covers, 9,200 steps', 'the checkpoint of step 600 in W'.
+    self.description = description or f'the checkpoint of step {step}'
+
     # Every input shape the model has run on: one compiled program each.
     self.program_shapes = set()
 
@@ -113,22 +116,27 @@ class Inpainter:
   @classmethod
   def from_trained(cls, trained) -> 'Inpainter':
     """A model `setup.load_trained` loaded."""
-    return cls.from_variables(trained.components, trained.variables, step=trained.step)
+    return cls.from_variables(
+        trained.components, trained.variables, step=trained.step, description=trained.description
+    )
 
   @classmethod
-  def from_variables(cls, components, variables, *, step=None) -> 'Inpainter':
+  def from_variables(cls, components, variables, *, step=None, description=None) -> 'Inpainter':
     """A model in memory: `setup.build(config, training=False)` and its variables."""
     predict_fn, multiple = _setup().predict_fn_and_multiple(components)
     options = InferenceOptions.from_config(components.config, multiple)
     return cls(
-        lambda images, holes: np.asarray(predict_fn(variables, images, holes)), options, step=step
+        lambda images, holes: np.asarray(predict_fn(variables, images, holes)),
+        options,
+        step=step,
+        description=description,
     )
 
   @classmethod
   def from_export(cls, path) -> 'Inpainter':
     """A model written by `flax-inpaint export` (needs only jax and numpy)."""
-    predict, options, step = export_format.load(path)
-    return cls(predict, InferenceOptions(**options), step=step)
+    predict, options, step, description = export_format.load(path)
+    return cls(predict, InferenceOptions(**options), step=step, description=description)
 
   def inpaint_array(
       self, pixels: np.ndarray, hole: np.ndarray, *, opaque_holes: bool = False

@@ -29,6 +29,6 @@ def run(config, workdir, out_dir=None) -> dict:
     logging.info('eval.model=False: evaluating the baselines only')
     return evaluate.run(validation.resolve(config, mode='eval'), {}, out_dir)
   trained = setup.load_trained(workdir, config, mode='eval')
-  logging.info('Evaluating the checkpoint of step %d', trained.step)
+  logging.info('Evaluating %s', trained.description)
   ours = steps.model_repairer(trained.components, trained.variables, trained.config.eval.batch_size)
   return evaluate.run(trained.config, {'ours': ours}, out_dir, trained.step)

@@ -28,31 +28,41 @@ PLATFORMS = ('cpu', 'cuda')
 
 
 def export_program(model, variables, multiple: int, platforms=PLATFORMS):
-  """(serialized jax.export program taking (param leaves, images, holes), param leaves).
+  """(serialized jax.export program taking (param leaves, images, holes[, fill]), param
+  leaves).
 
   The program takes any batch and any window height and width that are multiples of
-  `multiple`: the strategies' windows (buckets, larger 'crop' windows, 'full' images).
+  `multiple`: the strategies' windows (buckets, larger 'crop' windows, 'full' images). A
+  model with a coarse fill takes the fill as a 4th input (`fills.pushpull_uint8`, which the
+  loader runs): the push-pull pyramid's depth follows the window's size, which a
+  shape-polymorphic program does not know.
   """
   leaves, treedef = jax.tree.flatten(variables)
+  given_fill = model.coarse_fill != 'none'
 
-  def predict(param_leaves, images, holes):
+  def predict(param_leaves, images, holes, *fill):
     restored = jax.tree.unflatten(treedef, param_leaves)
-    return steps.make_uint8_predict_fn(model)(restored, images, holes)
+    return steps.make_uint8_predict_fn(model)(restored, images, holes, *fill)
 
   specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
   batch, height, width = jax.export.symbolic_shape(f'batch, {multiple}*h, {multiple}*w')
-  images = jax.ShapeDtypeStruct((batch, height, width, 3), jnp.uint8)
-  holes = jax.ShapeDtypeStruct((batch, height, width), jnp.bool_)
-  program = jax.export.export(jax.jit(predict), platforms=platforms)(specs, images, holes)
+  inputs = [
+      jax.ShapeDtypeStruct((batch, height, width, 3), jnp.uint8),
+      jax.ShapeDtypeStruct((batch, height, width), jnp.bool_),
+  ]
+  if given_fill:
+    inputs.append(jax.ShapeDtypeStruct((batch, height, width, 3), jnp.float32))
+  program = jax.export.export(jax.jit(predict), platforms=platforms)(specs, *inputs)
   return program.serialize(), leaves
 
 
-def _meta(config, options: api.InferenceOptions, step: int) -> dict:
+def _meta(config, options: api.InferenceOptions, step: int, description: str) -> dict:
   options = dataclasses.asdict(options)
   return {
       **{key: options[key] for key in export_format.OPTION_KEYS},
       'bucket_scales': list(options['bucket_scales']),
       'step': step,
+      'description': description,
       'platforms': list(PLATFORMS),
       'model': dict(config.model),
       'jax': jax.__version__,
@@ -71,26 +81,17 @@ def export(config, workdir, output, *, overwrite: bool = False) -> pathlib.Path:
   (atomically); returns the path.
 
   Raises:
-    errors.ExportError: `output` exists (unless overwrite) or its folder does not; the
-      model has a coarse fill (not exportable yet).
+    errors.ExportError: `output` exists (unless overwrite) or its folder does not.
   """
   output = export_format.check_output(output, overwrite=overwrite)
   trained = setup.load_trained(workdir, config, mode='export')
   config, step = trained.config, trained.step
-  if config.model.coarse_fill != 'none':
-    # The push-pull pyramid's depth follows the window's size, which the shape-polymorphic
-    # program does not know: it cannot be lowered for every window at once yet.
-    raise errors.ExportError(
-        f'--mode=export: a model with model.coarse_fill={config.model.coarse_fill!r} (such as '
-        'the released album-covers model) cannot be exported yet; use it from Python '
-        '(Inpainter.from_pretrained / from_workdir), inpaint or serve'
-    )
   options = api.InferenceOptions.from_config(config, models.size_multiple(config.model))
   program, leaves = export_program(trained.components.model, trained.variables, options.multiple)
-  export_format.write(output, _meta(config, options, step), leaves, program)
+  export_format.write(output, _meta(config, options, step, trained.description), leaves, program)
   logging.info(
-      'Exported the checkpoint of step %d (strategy %r, windows %s) to %s',
-      step,
+      'Exported %s (strategy %r, windows %s) to %s',
+      trained.description,
       options.strategy,
       ', '.join(f'{s}x{s}' for s in options.buckets),
       output,

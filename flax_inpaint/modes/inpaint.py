@@ -1,7 +1,7 @@
 """`--mode=inpaint`: repair users' image files with a trained model; nothing is lost.
 
   python main.py --mode=inpaint --workdir=W --input=IMG_OR_DIR [--mask=MASK_OR_DIR] \
-      --output=OUT [--mask_threshold=128] [--overwrite]
+      --output=OUT [--mask_threshold=128] [--max_pixels=200000000] [--overwrite]
 
 Masks: a file for every image, or a folder with a mask named like each image (any
 extension); a pixel is a hole where any colour channel is >= --mask_threshold. Without
@@ -22,6 +22,9 @@ Batches resume: the results file also records what each result was repaired from
 rerun of the same command (after Ctrl-C, say) skips the images already repaired from the
 same image and mask and says how many; --overwrite redoes everything. Ctrl-C or SIGTERM
 stops a batch with one line saying how many results there are and how to go on.
+
+Progress: a bar (count, rate, time left) on a terminal, a log line every 30 s elsewhere.
+An image or mask over --max_pixels is one line, from its header, before it is decoded.
 """
 
 import hashlib
@@ -34,7 +37,9 @@ import warnings
 from absl import logging
 
 from flax_inpaint import errors
+from flax_inpaint import progress
 from flax_inpaint.data import images as images_lib
+from flax_inpaint.data import outputs as outputs_lib
 from flax_inpaint.data import user_files
 from flax_inpaint.inference import api
 from flax_inpaint.train import loop
@@ -162,19 +167,27 @@ def _mask_finder(mask_path):
 
 
 def repair_file(
-    inpainter: api.Inpainter, image_path, mask_path, output_path, *, mask_threshold: int
+    inpainter: api.Inpainter,
+    image_path,
+    mask_path,
+    output_path,
+    *,
+    mask_threshold: int,
+    max_pixels: Optional[int] = user_files.MAX_PIXELS,
 ) -> pathlib.Path:
   """Reads, repairs and writes one image. Raises errors.ImageFileError (one line)."""
-  image = user_files.read_image(image_path)
+  image = user_files.read_image(image_path, max_pixels=max_pixels)
   if mask_path is None:
     hole = user_files.alpha_hole(image)
     if hole is None:
       raise errors.MaskError(f'{image_path}: no --mask given and the image has no ' 'alpha channel')
     user_files.check_hole(hole, image)
   else:
-    hole = user_files.read_mask(mask_path, threshold=mask_threshold, image=image)
+    hole = user_files.read_mask(
+        mask_path, threshold=mask_threshold, image=image, max_pixels=max_pixels
+    )
   repaired = inpainter.inpaint_array(image.pixels, hole, opaque_holes=mask_path is None)
-  return user_files.write_png(repaired, output_path, icc_profile=image.icc_profile)
+  return outputs_lib.write_png(repaired, output_path, icc_profile=image.icc_profile)
 
 
 def _without_earlier_results(inputs, output_dir) -> List[pathlib.Path]:
@@ -190,20 +203,19 @@ def _without_earlier_results(inputs, output_dir) -> List[pathlib.Path]:
   return [p for p in inputs if p not in skipped]
 
 
-def _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold):
-  """repair_file, with its warnings and its path printed; the path, or None on failure."""
+def _repair_one(inpainter, image_path, mask_path, output_path, bar, **reading):
+  """repair_file (`reading`: its mask_threshold and max_pixels), with its warnings and its
+  path printed above the progress `bar`; the path, or None on failure."""
   try:
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter('always', errors.ImageFileWarning)
-      written = repair_file(
-          inpainter, image_path, find_mask(image_path), output_path, mask_threshold=mask_threshold
-      )
+      written = repair_file(inpainter, image_path, mask_path, output_path, **reading)
     for warning in caught:
-      print(f'warning: {warning.message}', file=sys.stderr)
-    print(written, flush=True)
+      bar.write(f'warning: {warning.message}', file=sys.stderr)
+    bar.write(str(written))
     return written
   except errors.ImageFileError as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
+    bar.write(f'error: {e}', file=sys.stderr)
     return None
 
 
@@ -244,6 +256,7 @@ def main(config, workdir, flag_values):
       mask_path,
       flag_values.output,
       mask_threshold=flag_values.mask_threshold,
+      max_pixels=flag_values.max_pixels,
       overwrite=flag_values.overwrite,
   )
   if failed:
@@ -258,6 +271,7 @@ def inpaint_files(
     output_dir,
     *,
     mask_threshold: int = user_files.HOLE_THRESHOLD,
+    max_pixels: Optional[int] = user_files.MAX_PIXELS,
     overwrite: bool = False,
 ) -> int:
   """Repairs every input; prints each path written. Returns the number of failed inputs.
@@ -272,12 +286,12 @@ def inpaint_files(
   inputs, root = _inputs(input_path)
   inputs = _without_earlier_results(inputs, output_dir)
   # Names first (they depend on every input), then what is left to do.
-  outputs = user_files.output_paths(inputs, output_dir, overwrite=True, root=root)
+  outputs = outputs_lib.output_paths(inputs, output_dir, overwrite=True, root=root)
   find_mask = _mask_finder(mask_path)
   pairs = list(zip(inputs, outputs))
   finished = set() if overwrite else finished_outputs(pairs, output_dir, find_mask, mask_threshold)
   todo = [(image, output) for image, output in pairs if output not in finished]
-  user_files.check_overwrites(inputs, [output for _, output in todo], overwrite)
+  outputs_lib.check_overwrites(inputs, [output for _, output in todo], overwrite)
   if finished:
     logging.info(
         'Skipping %d of %d image(s): already repaired in %s from the same image and mask '
@@ -289,17 +303,27 @@ def inpaint_files(
   if not todo:  # Everything is done: no model to load.
     return 0
   inpainter = api.Inpainter.from_workdir(workdir, config)
-  logging.info('Inpainting %d image(s) with the checkpoint of step %d', len(todo), inpainter.step)
+  logging.info('Inpainting %d image(s) with %s', len(todo), inpainter.description)
   written = {}
   # Ctrl-C and SIGTERM stop the batch between two images: every result written is recorded.
-  with loop.StopRequest() as stop:
+  with loop.StopRequest() as stop, progress.Progress(len(todo), 'Inpainting') as bar:
     try:
       for image_path, output_path in todo:
         if stop.signal_name:
           break
-        path = _repair_one(inpainter, image_path, find_mask, output_path, mask_threshold)
+        mask = find_mask(image_path)
+        path = _repair_one(
+            inpainter,
+            image_path,
+            mask,
+            output_path,
+            bar,
+            mask_threshold=mask_threshold,
+            max_pixels=max_pixels,
+        )
         if path is not None:
-          written[path] = source_key(image_path, find_mask(image_path), mask_threshold)
+          written[path] = source_key(image_path, mask, mask_threshold)
+        bar.update()
     finally:
       record_results(output_dir, written)
   if stop.signal_name:

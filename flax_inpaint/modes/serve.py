@@ -75,6 +75,7 @@ def serve(config, workdir, host: str, port: int) -> None:
   )
   bound_port = sock.getsockname()[1]
   shown_host = f'[{host}]' if ':' in host else host
+  logging.info('Model: %s', trained.description)
   logging.info(
       'Serving on http://%s:%d %s',
       shown_host,

@@ -70,3 +70,14 @@ def pushpull(image, hole_mask):
 
 # For numpy callers (the eval baseline, the page's method choice): one compile per shape.
 pushpull_jit = jax.jit(pushpull)
+
+
+@jax.jit
+def pushpull_uint8(images, holes):
+  """The push-pull fill a model with `coarse_fill='pushpull'` starts from, for an
+  inference window as the host sends it: uint8 [B, H, W, 3] images, bool [B, H, W] holes
+  -> float32 [B, H, W, 3]. An export runs it before its program (whose shapes are symbolic,
+  which the pyramid's depth cannot be) and hands the result in as the model's `fill`."""
+  hole_mask = holes[..., None].astype(jnp.float32)
+  images = images.astype(jnp.float32) / 255.0
+  return pushpull(images * (1.0 - hole_mask), hole_mask)

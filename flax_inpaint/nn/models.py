@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from flax_inpaint.nn import attention as attention_lib
 from flax_inpaint.nn import fills
 from flax_inpaint.nn import ops
 
@@ -89,6 +90,18 @@ class UNet(nn.Module):
   relu_impl: str = 'output'
   input_channels: int = 4
   coarse_fill: str = 'none'
+  attention: str = 'none'
+
+  def _attention_level(self) -> int:
+    """The decoder level whose output is at 1/attention.SCALE of the input (-1: the
+    bottleneck's)."""
+    halvings = attention_lib.SCALE.bit_length() - 1
+    if halvings > len(self.widths):
+      raise ValueError(
+          f'attention at 1/{attention_lib.SCALE} needs at least {halvings} levels, '
+          f'the U-Net has {len(self.widths)}'
+      )
+    return len(self.widths) - 1 - halvings
 
   def _block(self, x, features, *, train, input_channels=0):
     for i in range(2):
@@ -102,8 +115,12 @@ class UNet(nn.Module):
     return x
 
   @nn.compact
-  def __call__(self, masked_image, hole_mask, *, train: bool = False):
-    start = masked_image if self.coarse_fill == 'none' else fills.pushpull(masked_image, hole_mask)
+  def __call__(self, masked_image, hole_mask, *, train: bool = False, fill=None):
+    """`fill`: the coarse fill computed beforehand (`fills.pushpull_uint8`, for an export
+    whose window shapes are symbolic); None: computed here."""
+    start = masked_image
+    if self.coarse_fill != 'none':
+      start = fills.pushpull(masked_image, hole_mask) if fill is None else fill
     x = jnp.concatenate([start, hole_mask], axis=-1).astype(self.dtype)
     skips = []
     for level, width in enumerate(self.widths):
@@ -120,6 +137,8 @@ class UNet(nn.Module):
         )
     else:
       x = self._block(x, bottleneck_width, train=train)
+    attention_level = self._attention_level() if self.attention != 'none' else None
+    attention_features = x
     # Names as nn.Conv's automatic ones, so every upsample_impl shares one params tree.
     for level, (width, skip) in enumerate(zip(reversed(self.widths), reversed(skips))):
       if self.upsample == 'resize':
@@ -127,18 +146,34 @@ class UNet(nn.Module):
       else:
         x = nn.ConvTranspose(width, (2, 2), strides=(2, 2), dtype=self.dtype)(x)
       x = self._block(jnp.concatenate([x, skip], axis=-1), width, train=train)
+      if level == attention_level:
+        attention_features = x
+    copied = gate = None
+    if attention_level is not None:
+      # The gate starts at zero: the model starts as the one without attention.
+      scale = self.param('attention_scale', nn.initializers.constant(10.0), ())
+      copied = attention_lib.copy_from_known(attention_features, start, hole_mask, scale)
+      gate = nn.Conv(
+          1, (1, 1), kernel_init=nn.initializers.zeros, name='attention_gate', dtype=self.dtype
+      )(x).astype(jnp.float32)
     convs_so_far = len(self.widths) if self.upsample == 'resize' else 0
     name = f'Conv_{convs_so_far}'
     if self.coarse_fill == 'none':
       x = nn.Conv(3, (1, 1), dtype=self.dtype, name=name)(x)
-      return nn.sigmoid(x.astype(jnp.float32))
+      prediction = nn.sigmoid(x.astype(jnp.float32))
+      if copied is None:
+        return prediction
+      return jnp.clip(prediction + gate * (copied - prediction), 0.0, 1.0)
     correction = nn.Conv(3, (1, 1), dtype=self.dtype, kernel_init=nn.initializers.zeros, name=name)(
         x
     )
     # Only the holes are corrected: outside them the fill is the image itself, and an
     # ungated correction is pulled back to zero by every valid pixel's loss (the first CPU
     # release run learned nothing so: 2,496 steps, output equal to the fill to 4 decimals).
-    return jnp.clip(start + hole_mask * correction.astype(jnp.float32), 0.0, 1.0)
+    correction = correction.astype(jnp.float32)
+    if copied is not None:
+      correction = correction + gate * (copied - start)
+    return jnp.clip(start + hole_mask * correction, 0.0, 1.0)
 
 
 def composite(prediction, image, hole_mask):
@@ -164,6 +199,7 @@ def create_model(model_config, impl_config) -> UNet:
       relu_impl=impl_config.relu,
       input_channels=impl_config.unet_input_channels,
       coarse_fill=model_config.coarse_fill,
+      attention=model_config.attention,
   )
 
 

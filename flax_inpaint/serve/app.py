@@ -311,6 +311,7 @@ class _Endpoints:
                   properties:
                     train_size: {type: integer, description: Training image side (px).}
                     step: {type: integer, nullable: true}
+                    description: {type: string, description: 'e.g. album-covers, 9,200 steps'}
                     strategy: {type: string}
                     window_sizes: {type: array, items: {type: integer}}
                 methods: {type: array, items: {type: string}}
@@ -328,6 +329,7 @@ class _Endpoints:
             'model': {
                 'train_size': self.inpainter.train_size,
                 'step': None if self.inpainter.step is None else int(self.inpainter.step),
+                'description': self.inpainter.description,
                 'strategy': options.strategy,
                 'window_sizes': list(options.run_sides),
             },

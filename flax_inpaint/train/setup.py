@@ -76,6 +76,13 @@ class Trained:
   def config(self) -> ml_collections.FrozenConfigDict:
     return self.components.config
 
+  @property
+  def description(self) -> str:
+    """How logs name it: 'album-covers, 9,200 steps', or 'the checkpoint of step 600 in W'."""
+    if pretrained.is_release(self.directory):
+      return pretrained.describe(self.directory, self.step)
+    return f'the checkpoint of step {self.step} in {self.directory}'
+
 
 def load_vgg_params(config):
   """The loss's frozen VGG16 params, or None when no VGG term is used."""
@@ -162,7 +169,9 @@ def initial_state(components: Components, workdir) -> steps.TrainState:
     return state
   init_params = None
   if init_from:
-    init_params = trained_variables(components, init_from, option=INIT_FROM_OPTION)[0]['params']
+    init_params = trained_variables(components, init_from, option=INIT_FROM_OPTION, adding=True)[0][
+        'params'
+    ]
     logging.info('Starting from the params of %s', init_from)
   logging.info('No checkpoint in %s: starting from step 0', checkpointing.checkpoint_dir(workdir))
   return steps.create_train_state(model, tx, size, seed, mesh, ema, init_params, **gan)
@@ -186,14 +195,20 @@ def trained_source(source=None, option: str = '--model') -> pathlib.Path:
   return pretrained.release_dir(source, option)
 
 
-def restore_run_variables(components: Components, workdir, step=None, train_config=None):
+def restore_run_variables(
+    components: Components, workdir, step=None, train_config=None, model_config=None
+):
   """The latest (or `step`'s) params and batch_stats of `workdir`: (variables, step). The
-  params are the moving average when the run kept one: `train_config` is the run's
-  (default: the components' config)."""
+  params are the moving average when the run kept one: `train_config` and `model_config`
+  are the run's (default: the components' config; another model config: a model that the
+  components' model adds parts to, see `config_lib.ADDABLE_FIELDS`)."""
   train_config = components.config.train if train_config is None else train_config
-  abstract = steps.abstract_variables(
-      components.model, components.config.data.image_size, components.mesh
-  )
+  model = components.model
+  if model_config is not None and any(
+      model_config[field] != components.config.model[field] for field in config_lib.MODEL_FIELDS
+  ):
+    model = models.create_model(model_config, components.config.impl)
+  abstract = steps.abstract_variables(model, components.config.data.image_size, components.mesh)
   return checkpointing.restore_variables(
       workdir, abstract, step, params_key=steps.inference_params_key(train_config)
   )
@@ -203,15 +218,21 @@ def _read_variables(components: Components, directory: pathlib.Path, saved, step
   """(variables, step) of the trained model in `directory` (`saved`: its config.json)."""
   if not pretrained.is_release(directory):
     # Whether the params are a moving average is the trained run's choice, not this one's.
-    return restore_run_variables(components, directory, step, saved.train if saved else None)
+    if saved is None:
+      return restore_run_variables(components, directory, step)
+    return restore_run_variables(components, directory, step, saved.train, saved.model)
   params, trained_step = pretrained.read_params(directory)
   variables = {'params': params, 'batch_stats': {}}
   return jax.device_put(variables, sharding.replicated(components.mesh)), trained_step
 
 
-def trained_variables(components: Components, source, step=None, option: str = '--model'):
+def trained_variables(
+    components: Components, source, step=None, option: str = '--model', adding: bool = False
+):
   """(variables, step) of a trained model (`trained_source`) for `components`' model: a
-  workdir's latest or `step`'s checkpoint, or a release's params.
+  workdir's latest or `step`'s checkpoint, or a release's params. `adding`: the components'
+  model may add parts the trained one lacks (`config_lib.ADDABLE_FIELDS`); the variables
+  are the trained model's.
 
   Raises:
     errors.ConfigError: `source` is neither, or its model differs from the config's.
@@ -219,7 +240,7 @@ def trained_variables(components: Components, source, step=None, option: str = '
   """
   directory = trained_source(source, option)
   saved = config_lib.read_config_json(directory)
-  config_lib.check_matches_run(components.config, directory, saved)
+  config_lib.check_matches_run(components.config, directory, saved, adding=adding)
   return _read_variables(components, directory, saved, step)
 
 

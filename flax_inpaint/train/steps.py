@@ -89,7 +89,9 @@ def init_state(
   start from these (train.init_from) instead of random ones; the optimizer starts afresh.
   `discriminator`, `disc_tx`: a discriminator and its optimizer, initialised too."""
   variables = init_variables(model, image_size, seed)
-  params = variables['params'] if params is None else params
+  # Given params may lack the modules the model adds to them (config_lib.ADDABLE_FIELDS):
+  # those keep their fresh init.
+  params = variables['params'] if params is None else {**variables['params'], **params}
   disc_params = disc_opt_state = {}
   if discriminator is not None:
     images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
@@ -295,11 +297,13 @@ def make_train_step(model, tx, config, mesh, discriminator=None, disc_tx=None):
   return jax.jit(step_fn, donate_argnums=(0,), out_shardings=(rep, rep))
 
 
-def _infer(model, variables, images, hole_mask):
+def _infer(model, variables, images, hole_mask, fill=None):
   """(float images, float hole mask, prediction) of one inference pass (no batch-norm
-  updates): the images with their holes blacked out, as in training."""
+  updates): the images with their holes blacked out, as in training. `fill`: the model's
+  coarse fill, computed beforehand (None: by the model)."""
   images, hole_mask = to_float_images(images), to_float_holes(hole_mask)
-  prediction = model.apply(variables, models.mask_image(images, hole_mask), hole_mask, train=False)
+  masked = models.mask_image(images, hole_mask)
+  prediction = model.apply(variables, masked, hole_mask, train=False, fill=fill)
   return images, hole_mask, prediction
 
 
@@ -318,12 +322,13 @@ def make_eval_repair_fn(model):
 
 
 def make_uint8_predict_fn(model):
-  """Jitted (variables, images uint8 [B, H, W, 3], holes bool [B, H, W]) -> float32
-  [B, H, W, 3] predictions: the inference program (one compile per input shape)."""
+  """Jitted (variables, images uint8 [B, H, W, 3], holes bool [B, H, W], fill=None) ->
+  float32 [B, H, W, 3] predictions: the inference program (one compile per input shape).
+  `fill`: the coarse fill from `fills.pushpull_uint8` (None: computed inside)."""
 
   @jax.jit
-  def predict(variables, images, holes):
-    return _infer(model, variables, images, holes[..., None])[2]
+  def predict(variables, images, holes, fill=None):
+    return _infer(model, variables, images, holes[..., None], fill)[2]
 
   return predict
 

@@ -15,10 +15,12 @@ import jax
 import ml_collections
 
 from flax_inpaint import errors
+from flax_inpaint.config import command_line
 from flax_inpaint.config import schema
 from flax_inpaint.data import crops
 from flax_inpaint.data import masks
 from flax_inpaint.evaluation import baselines
+from flax_inpaint.nn import attention
 from flax_inpaint.nn import discriminator
 from flax_inpaint.nn import fills
 from flax_inpaint.nn import models
@@ -58,7 +60,7 @@ def validate(config, *, num_devices=None, mode='train'):
   if unknown:
     raise errors.ConfigError(
         f'Unknown config field(s): {", ".join("config." + u for u in unknown)}'
-        ' (flax_inpaint/config/schema.py lists every field)'
+        f' ({command_line.FIELDS_HINT})'
     )
   if config.model.size not in models.WIDTHS:
     raise errors.ConfigError(
@@ -70,6 +72,7 @@ def validate(config, *, num_devices=None, mode='train'):
   _choice(config.model.norm, models.NORMS, 'model.norm')
   _choice(config.model.upsample, models.UPSAMPLES, 'model.upsample')
   _choice(config.model.coarse_fill, fills.COARSE_FILLS, 'model.coarse_fill')
+  _choice(config.model.attention, attention.ATTENTIONS, 'model.attention')
   _choice(config.model.dtype, DTYPES, 'model.dtype')
   if config.loss.vgg_dtype is not None:
     _choice(config.loss.vgg_dtype, DTYPES, 'loss.vgg_dtype')

@@ -3,10 +3,12 @@ their names.
 
 A release is a folder `flax_inpaint/weights/releases/NAME/` with the training run's `config.json`,
 `params.npz` (the params flattened by '/'-joined path, stored as float16 or float32, plus
-the step that trained them) and `MODEL_CARD.md`. `Inpainter.from_pretrained(NAME)`,
+the step that trained them), `release.json` (the steps of its whole training, every phase
+from `init_from` on: the name logs give it) and `MODEL_CARD.md`. `Inpainter.from_pretrained(NAME)`,
 `--model=NAME` and `--config.train.init_from=NAME` read it.
 """
 
+import json
 import pathlib
 from typing import Optional, Tuple
 
@@ -22,6 +24,7 @@ RELEASES_DIR = pathlib.Path(__file__).resolve().parent / 'releases'
 DEFAULT_RELEASE = 'album-covers'
 PARAMS_FILE = 'params.npz'
 CARD_FILE = 'MODEL_CARD.md'
+INFO_FILE = 'release.json'
 _STEP_KEY = '__step__'
 STORAGE_DTYPES = ('float16', 'float32')
 
@@ -56,10 +59,18 @@ def release_dir(name_or_dir=None, option: str = '--model') -> pathlib.Path:
   )
 
 
-def write(params, step: int, config, out_dir, storage_dtype: str = 'float16') -> pathlib.Path:
+def write(
+    params,
+    step: int,
+    config,
+    out_dir,
+    storage_dtype: str = 'float16',
+    total_steps: Optional[int] = None,
+) -> pathlib.Path:
   """Writes `params` (a nested dict of arrays), the step and the run's config as a release.
 
   `storage_dtype` float16 halves the file; `read_params` returns float32 either way.
+  `total_steps`: the steps of every phase that trained the params (None: `step`).
   """
   if storage_dtype not in STORAGE_DTYPES:
     raise ValueError(f'storage_dtype={storage_dtype!r}: use one of {list(STORAGE_DTYPES)}')
@@ -69,7 +80,18 @@ def write(params, step: int, config, out_dir, storage_dtype: str = 'float16') ->
   arrays = {key: np.asarray(value, np.float32).astype(storage_dtype) for key, value in flat.items()}
   np.savez(out_dir / PARAMS_FILE, **arrays, **{_STEP_KEY: np.asarray(step, np.int64)})
   config_lib.write_config_json(config, out_dir)
+  info = {'total_steps': int(step if total_steps is None else total_steps)}
+  (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + '\n')
   return out_dir
+
+
+def describe(directory, step: Optional[int] = None) -> str:
+  """How logs name a release: 'album-covers, 9,200 steps' (every phase of its training;
+  without release.json, `step`)."""
+  directory = pathlib.Path(directory)
+  info = directory / INFO_FILE
+  steps = json.loads(info.read_text())['total_steps'] if info.is_file() else step
+  return directory.name if steps is None else f'{directory.name}, {steps:,} steps'
 
 
 def read_params(directory) -> Tuple[dict, Optional[int]]:
