@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from flax_inpaint.nn import attention
+from flax_inpaint.nn import fills
 from flax_inpaint.nn import models
 
 
@@ -108,4 +109,27 @@ def test_a_unet_with_attention_starts_as_the_one_without(coarse_fill):
   if coarse_fill == 'pushpull':
     np.testing.assert_array_equal(
         (opened * (1 - hole))[hole[..., 0] == 0], masked[hole[..., 0] == 0]
+    )
+
+
+def test_an_export_of_a_model_with_attention_runs_any_window_as_in_process():
+  from flax_inpaint.modes import export
+  from flax_inpaint.train import steps
+
+  model = models.UNet(
+      widths=(4, 8), bottleneck='plain', coarse_fill='pushpull', attention='contextual'
+  )
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros((1, 16, 16, 1)))
+  variables = jax.tree.map(lambda x: x + 0.1, variables)  # The gate open a little.
+  program, leaves = export.export_program(model, variables, 4, platforms=('cpu',))
+  exported = jax.export.deserialize(bytearray(program))
+  rng = np.random.default_rng(4)
+  for height, width in [(16, 24), (32, 20)]:
+    images = rng.integers(0, 256, (2, height, width, 3), np.uint8)
+    holes = rng.random((2, height, width)) < 0.3
+    fill = fills.pushpull_uint8(images, holes)
+    np.testing.assert_allclose(
+        exported.call(leaves, images, holes, fill),
+        steps.make_uint8_predict_fn(model)(variables, images, holes),
+        atol=1e-5,
     )

@@ -79,7 +79,8 @@ def attend(features, known, values, scale):
     return jnp.einsum('bqk,bkd->bqd', jax.nn.softmax(scores, axis=-1), values)
 
   positions = height * width
-  if positions <= QUERY_CHUNK:
+  # An export's symbolic window sizes cannot be compared: one matrix then.
+  if jax.export.is_symbolic_dim(positions) or positions <= QUERY_CHUNK:
     out = one_chunk(keys)
   else:
     chunks = -(-positions // QUERY_CHUNK)
