@@ -169,9 +169,8 @@ def initial_state(components: Components, workdir) -> steps.TrainState:
     return state
   init_params = None
   if init_from:
-    init_params = trained_variables(components, init_from, option=INIT_FROM_OPTION, adding=True)[0][
-        'params'
-    ]
+    variables, _ = trained_variables(components, init_from, option=INIT_FROM_OPTION, adding=True)
+    init_params = variables['params']
     logging.info('Starting from the params of %s', init_from)
   logging.info('No checkpoint in %s: starting from step 0', checkpointing.checkpoint_dir(workdir))
   return steps.create_train_state(model, tx, size, seed, mesh, ema, init_params, **gan)
