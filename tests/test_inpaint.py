@@ -364,14 +364,20 @@ def test_an_interrupted_batch_resumes_without_repairing_twice(workdir, tmp_path)
   assert len(list(output.glob('*.png'))) == count
 
 
-def test_an_image_over_max_pixels_is_one_line_and_nothing_is_written(workdir, tmp_path):
-  Image.fromarray(photo(40, 50)).save(tmp_path / 'a.png')
-  save_mask(hole_mask(40, 50, [(8, 8, 10, 10)]), tmp_path / 'mask.png')
+def test_over_max_pixels_and_an_all_hole_mask_are_one_line_each_and_nothing_is_written(
+    workdir, tmp_path
+):
+  for folder in ('photos', 'masks'):
+    (tmp_path / folder).mkdir()
+  Image.fromarray(photo(40, 50)).save(tmp_path / 'photos' / 'a.png')  # 2,000 pixels.
+  save_mask(hole_mask(40, 50, [(8, 8, 10, 10)]), tmp_path / 'masks' / 'a.png')
+  Image.fromarray(photo(20, 30)).save(tmp_path / 'photos' / 'b.png')
+  save_mask(np.ones((20, 30), bool), tmp_path / 'masks' / 'b.png')  # All hole.
   result = run_main(
       [
           '--mode=inpaint',
-          f'--input={tmp_path}/a.png',
-          f'--mask={tmp_path}/mask.png',
+          f'--input={tmp_path}/photos',
+          f'--mask={tmp_path}/masks',
           f'--output={tmp_path}/out',
           '--max_pixels=1999',
       ],
@@ -379,8 +385,10 @@ def test_an_image_over_max_pixels_is_one_line_and_nothing_is_written(workdir, tm
   )
   assert result.returncode == 2
   assert error_lines(result.stdout) == [
-      f'error: {tmp_path}/a.png: 50x40 = 2,000 pixels is over the limit of 1,999: pass '
+      f'error: {tmp_path}/photos/a.png: 50x40 = 2,000 pixels is over the limit of 1,999: pass '
       '--max_pixels=2000 to repair it anyway',
-      'error: the image could not be repaired (see above)',
+      f'error: {tmp_path}/masks/b.png: every pixel of {tmp_path}/photos/b.png is a hole: no '
+      'pixel is left to repair from; holes are white, paint only what to repair',
+      'error: none of the 2 images could be repaired (see above)',
   ]
   assert not list((tmp_path / 'out').glob('*.png'))

@@ -99,6 +99,7 @@ def places(tmp_path, tiny_run):
       'MASK_OR_DIR': str(tmp_path / 'mask.png'),
       'KAGGLE': str(tmp_path / 'kaggle.zip'),
       'model.fipx': str(tmp_path / 'model.fipx'),
+      'album-covers.fipx': str(tmp_path / 'album-covers.fipx'),
   }
 
 
