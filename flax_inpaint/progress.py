@@ -40,6 +40,7 @@ class Progress:
         file=stream,
         disable=not on_terminal,
         leave=True,
+        bar_format=_BAR_FORMAT,
     )
     self.count = 0
     self.lines = 0  # Progress lines logged (without a terminal).
