@@ -80,7 +80,6 @@ class Inpainter:
     self.step = step
     # How logs name the model: 'album-covers, 9,200 steps', 'the checkpoint of step 600 in W'.
     self.description = description or f'the checkpoint of step {step}'
-
     # Every input shape the model has run on: one compiled program each.
     self.program_shapes = set()
 
