@@ -68,6 +68,12 @@ flags.DEFINE_enum(
     'baseline', 'ns', list(baselines.BASELINES), '`paired`: the classical fill to compare with.'
 )
 flags.DEFINE_list('radii', ['1', '2', '3', '4', '5'], '`patchmatch_radius`: the radii tried.')
+flags.DEFINE_integer(
+    'crops_before',
+    0,
+    '`curve`: crops the run had seen before its step 0 (a run that starts from the params of'
+    " another adds that run's crops).",
+)
 flags.DEFINE_integer('every', 1, '`curve`: only the checkpoints of steps that divide by this.')
 # Storage in float16 must not move the eval by this much (hole PSNR, dB, any kind).
 FLOAT16_TOLERANCE_DB = 0.02
@@ -87,43 +93,45 @@ def _setup(source):
   return trained, images.astype(np.float32) / 255.0, holes
 
 
-def _hole_psnr(components, variables, images, holes) -> dict:
-  """{kind: mean hole PSNR} of the model with `variables`."""
+def _hole_scores(components, variables, images, holes, lpips=None) -> dict:
+  """{kind: mean hole PSNR} of the model with `variables`; with an `evaluate.LpipsScorer`, also
+  {kind + '_lpips': mean LPIPS} (None without its weights)."""
   repair = steps.model_repairer(components, variables, components.config.eval.batch_size)
-  return {
-      kind: float(
-          np.mean(
-              [
-                  metrics.psnr(r, o, h)
-                  for r, o, h in zip(repair(images, kind_holes), images, kind_holes)
-              ]
-          )
-      )
-      for kind, kind_holes in holes.items()
-  }
+  scores = {}
+  for kind, kind_holes in holes.items():
+    repaired = repair(images, kind_holes)
+    scores[kind] = float(
+        np.mean([metrics.psnr(r, o, h) for r, o, h in zip(repaired, images, kind_holes)])
+    )
+    if lpips is not None:
+      values = lpips(repaired, images)
+      scores[f'{kind}_lpips'] = None if values is None else float(values.mean())
+  return scores
 
 
 def curve(workdir):
-  """One markdown row per kept checkpoint: step, crops seen, hole PSNR per kind."""
+  """One markdown row per kept checkpoint: step, crops seen, hole PSNR and LPIPS per kind."""
   trained, images, holes = _setup(workdir)
   components = trained.components
+  lpips = evaluate.LpipsScorer(trained.config)
   manager = checkpointing.make_manager(workdir, read_only=True)
   checkpoint_steps = [s for s in sorted(manager.all_steps()) if s % FLAGS.every == 0]
   manager.close()
   batch = components.config.train.batch_size
-  print('| step | crops seen | ' + ' | '.join(f'{k} hole PSNR (dB)' for k in FLAGS.kinds) + ' |')
+  print('| step | crops seen | ' + ' | '.join(f'{k} hole PSNR / LPIPS' for k in FLAGS.kinds) + ' |')
   print('|---|---|' + '---|' * len(FLAGS.kinds))
   rows = []
   for step in checkpoint_steps:
     variables, _ = setup.trained_variables(components, workdir, step)
-    scores = _hole_psnr(components, variables, images, holes)
-    rows.append({'step': step, 'crops_seen': step * batch, **scores})
-    print(
-        f'| {step} | {step * batch:,} | '
-        + ' | '.join(f'{scores[k]:.2f}' for k in FLAGS.kinds)
-        + ' |',
-        flush=True,
-    )
+    scores = _hole_scores(components, variables, images, holes, lpips)
+    crops = FLAGS.crops_before + step * batch
+    rows.append({'step': step, 'crops_seen': crops, **scores})
+    cells = [
+        f'{scores[k]:.2f} / '
+        + ('n/a' if scores[f'{k}_lpips'] is None else f"{scores[f'{k}_lpips']:.4f}")
+        for k in FLAGS.kinds
+    ]
+    print(f'| {step} | {crops:,} | ' + ' | '.join(cells) + ' |', flush=True)
   (pathlib.Path(workdir) / 'release_curve.json').write_text(json.dumps(rows, indent=1) + '\n')
 
 
@@ -134,8 +142,8 @@ def write(workdir):
   components, variables, step = trained.components, trained.variables, trained.step
   params = jax.device_get(variables['params'])
   half = jax.tree.map(lambda x: np.asarray(x, np.float16).astype(np.float32), params)
-  full_db = _hole_psnr(components, variables, images, holes)
-  half_db = _hole_psnr(components, {'params': half, 'batch_stats': {}}, images, holes)
+  full_db = _hole_scores(components, variables, images, holes)
+  half_db = _hole_scores(components, {'params': half, 'batch_stats': {}}, images, holes)
   change = max(abs(full_db[k] - half_db[k]) for k in FLAGS.kinds)
   storage = 'float16' if change < FLOAT16_TOLERANCE_DB else 'float32'
   print(
