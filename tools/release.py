@@ -54,6 +54,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string('eval_dir', None, '`curve`, `write`, `paired`: the folder of eval images.')
 flags.DEFINE_string('name', pretrained.DEFAULT_RELEASE, '`write`: the release name.')
+flags.DEFINE_string(
+    'compare',
+    None,
+    '`grid`: another model (a release name or folder, or a run) for a column before this one;'
+    ' PatchMatch replaces push-pull then.',
+)
 flags.DEFINE_integer(
     'total_steps',
     None,
@@ -62,7 +68,13 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_list('kinds', ['squares', 'boxes', 'strokes'], 'Mask kinds scored.')
 flags.DEFINE_integer('num_images', 200, 'Eval images.')
-flags.DEFINE_string('output', None, '`grid`: the PNG to write.')
+flags.DEFINE_string(
+    'output',
+    None,
+    '`grid`: the PNG to write; `write`: the folder (default'
+    ' flax_inpaint/weights/releases/NAME; elsewhere a candidate that `init_from` and `--model`'
+    ' take by its path, not shipped).',
+)
 flags.DEFINE_list('metrics', [], '`tables`: eval metrics.json files.')
 flags.DEFINE_enum(
     'baseline', 'ns', list(baselines.BASELINES), '`paired`: the classical fill to compare with.'
@@ -136,8 +148,8 @@ def curve(workdir):
 
 
 def write(workdir):
-  """The latest checkpoint as flax_inpaint/weights/releases/NAME, in float16 when that is lossless
-  enough (FLOAT16_TOLERANCE_DB)."""
+  """The latest checkpoint as flax_inpaint/weights/releases/NAME (or --output), in float16 when
+  that is lossless enough (FLOAT16_TOLERANCE_DB)."""
   trained, images, holes = _setup(workdir)
   components, variables, step = trained.components, trained.variables, trained.step
   params = jax.device_get(variables['params'])
@@ -156,32 +168,38 @@ def write(workdir):
     if config[section][field]:
       config[section][field] = os.path.relpath(config[section][field], ROOT)
   total = FLAGS.total_steps or step
-  out = pretrained.write(
-      params, step, config, pretrained.RELEASES_DIR / FLAGS.name, storage, total_steps=total
-  )
+  folder = pathlib.Path(FLAGS.output) if FLAGS.output else pretrained.RELEASES_DIR / FLAGS.name
+  out = pretrained.write(params, step, config, folder, storage, total_steps=total)
   print(f'Wrote {out} (step {step}; {total:,} steps in all)')
 
 
 def grid(source):
-  """original | holes | push-pull | OpenCV NS | the model, one row per photo and mask kind."""
+  """original | holes | push-pull | OpenCV NS | the model, one row per photo and mask kind.
+
+  With --compare=OTHER (a release or a run; issue 27's grid): original | holes | PatchMatch |
+  OpenCV NS | OTHER | the model.
+  """
   trained = setup.load_trained(setup.trained_source(source))
   config = trained.config
-  repair = steps.model_repairer(trained.components, trained.variables, 1)
+  repairers = [steps.model_repairer(trained.components, trained.variables, 1)]
+  if FLAGS.compare:
+    other = setup.load_trained(setup.trained_source(FLAGS.compare, '--compare'))
+    repairers.insert(0, steps.model_repairer(other.components, other.variables, 1))
+  classical = baselines.patchmatch if FLAGS.compare else baselines.pushpull
   size = config.data.image_size
   photos = images_lib.sample_photos(size).astype(np.float32) / 255.0
   rows = []
   for index, photo in enumerate(photos[:6]):
     kind = FLAGS.kinds[index % len(FLAGS.kinds)]
     hole = masks.eval_mask(0, index, size, size, config.masks, kind)
-    ours = repair(photo[None], hole[None])[0]
     rows.append(
         [
             photo,
             baselines.masked_input(photo, hole),
-            baselines.pushpull(photo, hole),
+            classical(photo, hole),
             baselines.navier_stokes(photo, hole),
-            ours,
         ]
+        + [repair(photo[None], hole[None])[0] for repair in repairers]
     )
   images_lib.save_png(images_lib.grid(rows), FLAGS.output)
   print(f'Wrote {FLAGS.output}')
